@@ -1,0 +1,84 @@
+"""ckptbridge: carry TensorFlow checkpoints across the TF1/TF2 divide.
+
+Read any TensorFlow checkpoint without TensorFlow, derive the correspondence between a legacy
+checkpoint and today's model, restore it, or re-save it in the other format::
+
+    import ckptbridge
+    report = ckptbridge.restore(model, "old/model.ckpt-1000")
+    print(report)
+
+``import ckptbridge`` does not import TensorFlow; the verbs that touch live models do.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ckptbridge._errors import (
+    CheckpointNotFoundError,
+    CkptBridgeError,
+    ConversionError,
+    CorruptCheckpointError,
+    MappingError,
+    OutputExistsError,
+    RulesError,
+    UnsupportedCheckpointError,
+)
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported on first access so that `import ckptbridge` stays light.
+_LAZY: dict[str, str] = {
+    "inspect": "ckptbridge._inspect",
+    "load_variables": "ckptbridge._inspect",
+    "CheckpointInfo": "ckptbridge._inspect",
+    "Rules": "ckptbridge.rules",
+    "load_rules": "ckptbridge.rules",
+    "MappingPlan": "ckptbridge.engine",
+    "Bridge": "ckptbridge._bridge",
+    "restore": "ckptbridge._bridge",
+    "plan": "ckptbridge._bridge",
+    "convert": "ckptbridge._bridge",
+    "RestoreReport": "ckptbridge._restore",
+    "ConversionReport": "ckptbridge._convert",
+    "NotFoundError": "ckptbridge._errors",
+}
+
+__all__ = sorted(
+    [
+        "CheckpointNotFoundError",
+        "CkptBridgeError",
+        "ConversionError",
+        "CorruptCheckpointError",
+        "MappingError",
+        "OutputExistsError",
+        "RulesError",
+        "UnsupportedCheckpointError",
+        "__version__",
+        *_LAZY,
+    ]
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ckptbridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ckptbridge._bridge import Bridge, convert, plan, restore
+    from ckptbridge._convert import ConversionReport
+    from ckptbridge._errors import NotFoundError
+    from ckptbridge._inspect import CheckpointInfo, inspect, load_variables
+    from ckptbridge._restore import RestoreReport
+    from ckptbridge.engine import MappingPlan
+    from ckptbridge.rules import Rules, load_rules

@@ -1,0 +1,151 @@
+"""Rules: user-written mapping configuration, as Pydantic v2 models.
+
+A rules document (YAML, TOML, JSON or a dict) looks like::
+
+    version: 1
+    rename:                       # ordered; the first whose pattern fullmatches a source key wins
+      - {pattern: "vgg_16/conv(\\d)/conv\\1_(\\d)/weights", replace: "block\\1_conv\\2/kernel"}
+    map:                          # explicit pairs, source key -> target name; beat every rename
+      fc2/weights: dense_2/kernel
+    ignore: ["global_step", ".*/Adam(_1)?"]   # source keys (fullmatch) never used
+    ignore_target: []                         # target names (fullmatch) that may stay unrestored
+    transforms:                               # per-key steps, applied source -> target
+      - target: "dense/kernel"
+        sources: ["fc/weights"]               # optional; default is whatever the plan matched
+        steps: [{op: reshape, shape: [25088, 4096]}]
+    options: {strict: true, use_ema: false, optimizer_state: false, forget_bias: 1.0}
+
+Every model forbids unknown fields, so a typo is an error that names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Transform steps. Applied in order to the source array(s); the result must have the target shape.
+# ---------------------------------------------------------------------------------------------
+
+
+class Transpose(_Strict):
+    """Permute axes (``numpy.transpose``); no ``perm`` reverses them."""
+
+    op: Literal["transpose"] = "transpose"
+    perm: tuple[int, ...] | None = None
+
+
+class Reshape(_Strict):
+    """Reshape to ``shape`` (same element count; one ``-1`` allowed). Changes no bytes."""
+
+    op: Literal["reshape"] = "reshape"
+    shape: tuple[int, ...]
+
+
+class Split(_Strict):
+    """Split along ``axis`` into ``parts`` equal pieces (or pieces of ``sizes``); keep ``index``."""
+
+    op: Literal["split"] = "split"
+    axis: int = 0
+    parts: int | None = Field(default=None, ge=1)
+    sizes: tuple[int, ...] | None = None
+    index: int = Field(ge=0)
+
+
+class Slice(_Strict):
+    """Keep ``start:stop:step`` along ``axis``."""
+
+    op: Literal["slice"] = "slice"
+    axis: int = 0
+    start: int | None = None
+    stop: int | None = None
+    step: int | None = None
+
+
+class Concat(_Strict):
+    """Concatenate all source arrays (in the match's source order) along ``axis``."""
+
+    op: Literal["concat"] = "concat"
+    axis: int = 0
+
+
+class Cast(_Strict):
+    """Cast to ``dtype`` (a numpy/TensorFlow dtype name such as ``float16`` or ``bfloat16``)."""
+
+    op: Literal["cast"] = "cast"
+    dtype: str
+
+
+class Add(_Strict):
+    """Add a constant, optionally only to ``start:stop`` along ``axis`` (e.g. an LSTM forget bias)."""
+
+    op: Literal["add"] = "add"
+    value: float
+    axis: int = 0
+    start: int | None = None
+    stop: int | None = None
+
+
+class PermuteBlocks(_Strict):
+    """Cut ``axis`` into ``parts`` equal blocks and put them in ``order`` (e.g. gates i,j,f,o -> i,f,j,o)."""
+
+    op: Literal["permute_blocks"] = "permute_blocks"
+    axis: int = -1
+    parts: int = Field(ge=1)
+    order: tuple[int, ...]
+
+
+Step = Annotated[
+    Transpose | Reshape | Split | Slice | Concat | Cast | Add | PermuteBlocks,
+    Field(discriminator="op"),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules document
+# ---------------------------------------------------------------------------------------------
+
+
+class Rename(_Strict):
+    """Rename source keys: ``pattern`` must fullmatch the key; ``replace`` may use ``\\1`` or ``\\g<name>``."""
+
+    pattern: str
+    replace: str
+
+
+class KeyTransform(_Strict):
+    """Steps for one target (``target`` is a fullmatch regex over target names)."""
+
+    target: str
+    sources: tuple[str, ...] | None = None
+    steps: tuple[Step, ...]
+
+
+class Options(_Strict):
+    """Switches that change how the plan is derived."""
+
+    strict: bool | None = None
+    use_ema: bool = False
+    optimizer_state: bool = False
+    forget_bias: float = 1.0
+    forget_bias_per_key: dict[str, float] = Field(default_factory=dict)
+    derive: bool = True
+
+
+class Rules(_Strict):
+    """A whole rules document. ``Rules()`` is the empty rule set (derive everything)."""
+
+    version: Literal[1] = 1
+    rename: tuple[Rename, ...] = ()
+    map: dict[str, str] = Field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+    ignore_target: tuple[str, ...] = ()
+    transforms: tuple[KeyTransform, ...] = ()
+    options: Options = Field(default_factory=Options)
+    presets: tuple[str, ...] = ()
