@@ -1,0 +1,137 @@
+"""The public verbs: :class:`Bridge` holds one configuration; ``restore``, ``plan`` and
+``convert`` are the same verbs on a default Bridge.
+
+A migration or batch script configures once and reuses it::
+
+    bridge = ckptbridge.Bridge(rules="rules.yaml")
+    for ckpt in checkpoints:
+        print(bridge.restore(model, ckpt))
+
+``import ckptbridge`` stays TensorFlow-free: only restoring into (or planning against) a live
+model imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING, Any
+
+from ckptbridge._errors import CkptBridgeError
+from ckptbridge.rules._model import Rules
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ckptbridge._restore import RestoreReport
+    from ckptbridge.engine._plan import MappingPlan
+
+__all__ = ["Bridge", "convert", "plan", "restore"]
+
+PathLike = str | os.PathLike[str]
+RulesLike = Rules | dict[str, Any] | str | os.PathLike[str] | None
+
+
+class Bridge:
+    """One configuration (rules, strictness) and the verbs that use it.
+
+    ``rules``: ``None``, a :class:`Rules`, a dict, a path to a YAML/TOML/JSON file, or
+    ``"preset:NAME"``; loaded (and validated) once, here. ``strict``: whether :meth:`restore`
+    requires every model variable to be restored (the rules' ``options.strict: false`` relaxes it).
+
+    >>> bridge = Bridge(rules={"map": {"fc2/weights": "dense_1/kernel"}})
+    >>> report = bridge.restore(model, "old/model.ckpt-1000")
+    """
+
+    def __init__(self, rules: RulesLike = None, *, strict: bool = True) -> None:
+        from ckptbridge.rules import load_rules
+
+        self.rules: Rules = rules if isinstance(rules, Rules) else load_rules(rules)
+        self.strict = strict
+
+    def __repr__(self) -> str:
+        return f"Bridge(rules=<{len(self.rules.rename)} renames, {len(self.rules.map)} pairs>, strict={self.strict})"
+
+    def restore(
+        self, model: Any, checkpoint: PathLike, *, strict: bool | None = None
+    ) -> RestoreReport:
+        """Restore ``checkpoint`` into ``model`` (built Keras 3 / tf-keras model or tf.Module).
+
+        All-or-nothing: with ``strict`` every variable must have a source, else
+        ``ckptbridge.NotFoundError`` (a ``tf.errors.NotFoundError``) is raised before any
+        assignment. ``strict=None`` uses the Bridge's setting.
+
+        >>> print(Bridge().restore(model, "old/model.ckpt-1000"))
+        """
+        from ckptbridge._restore import restore_into
+
+        use_strict = self.strict if strict is None else strict
+        return restore_into(model, checkpoint, self.rules, strict=use_strict)
+
+    def plan(self, checkpoint: PathLike, target: Any) -> MappingPlan:
+        """Derive the mapping from ``checkpoint`` to ``target`` without assigning anything.
+
+        ``target``: a live model, a template checkpoint (TF1 or TF2: prefix or directory), or a
+        ``.meta`` file.
+
+        >>> Bridge().plan("old/model.ckpt-1000", "new/ckpt-1").complete
+        True
+        """
+        from ckptbridge._sides import describe_checkpoint, describe_target
+        from ckptbridge.engine import derive
+
+        target_side = describe_target(target)
+        source_side = describe_checkpoint(checkpoint)
+        return derive(
+            list(source_side.specs),
+            list(target_side.specs),
+            self.rules,
+            source_label=source_side.label,
+            target_label=target_side.label,
+        )
+
+    def convert(self, src: PathLike, dst_dir: PathLike, **kwargs: Any) -> Any:
+        """Re-save ``src`` under ``dst_dir`` in the target's format, with this Bridge's rules.
+
+        Keyword arguments go to ``ckptbridge._convert.convert`` (``target=``, ``to=``,
+        ``overwrite=``, ``link=``, ``verify=``).
+
+        >>> Bridge(rules="rules.yaml").convert("old/", "new/", target="template/ckpt-1")
+        """
+        try:
+            module = importlib.import_module("ckptbridge._convert")
+        except ModuleNotFoundError as exc:
+            if exc.name != "ckptbridge._convert":
+                raise
+            raise CkptBridgeError(
+                f"cannot convert {str(src)!r}: conversion is not available in this build "
+                "(the module ckptbridge._convert is missing). Use restore() or plan() instead."
+            ) from exc
+        kwargs.setdefault("rules", self.rules)
+        return module.convert(src, dst_dir, **kwargs)
+
+
+def restore(
+    model: Any, checkpoint: PathLike, rules: RulesLike = None, *, strict: bool = True
+) -> RestoreReport:
+    """Restore a TF1 (V1 or V2) or TF2 checkpoint into a live model; see :meth:`Bridge.restore`.
+
+    >>> report = ckptbridge.restore(model, "old/model.ckpt-1000")
+    >>> print(report)
+    """
+    return Bridge(rules, strict=strict).restore(model, checkpoint)
+
+
+def plan(checkpoint: PathLike, target: Any, rules: RulesLike = None) -> MappingPlan:
+    """Derive the mapping from ``checkpoint`` to ``target`` without assigning; see :meth:`Bridge.plan`.
+
+    >>> print(ckptbridge.plan("old/model.ckpt-1000", model).complete)
+    True
+    """
+    return Bridge(rules).plan(checkpoint, target)
+
+
+def convert(src: PathLike, dst_dir: PathLike, *, rules: RulesLike = None, **kwargs: Any) -> Any:
+    """Re-save a checkpoint in the target's format; see :meth:`Bridge.convert`.
+
+    >>> ckptbridge.convert("old/model.ckpt-1000", "new/", target="template/ckpt-1")
+    """
+    return Bridge(rules).convert(src, dst_dir, **kwargs)

@@ -1,0 +1,230 @@
+"""Live models as the engine sees them: describe their variables as VarSpecs, and assign values.
+
+Three kinds of model are understood:
+
+- Keras 3 (``keras.Model`` / ``keras.layers.Layer``): names are ``variable.path``
+  (``sequential/dense/kernel``); the object-graph paths (``_functional/_operations/1/_kernel``)
+  are aliases, so a TF2 checkpoint of a similar model matches by path.
+- tf-keras (``tf_keras.Model``): names are ``variable.name`` (``dense/kernel:0``).
+- ``tf.Module``: names are ``variable.name``; the attribute paths (``layer1/w``) are aliases.
+
+Creation order comes from the variables' unique ids (a global counter in eager mode), not from
+``model.layers``, whose order differs in branched models. TensorFlow is imported only here, lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ckptbridge._errors import MappingError
+from ckptbridge.engine._spec import VarSpec
+
+__all__ = [
+    "LiveModel",
+    "ModelKind",
+    "assign_values",
+    "check_values",
+    "describe_model",
+    "is_live_model",
+]
+
+ModelKind = Literal["keras", "tf_keras", "module"]
+
+_CKPT_ROOT = "model"  # the attribute name users give the model in tf.train.Checkpoint(model=...)
+_MAX_PATHS = 4  # aliases kept per variable; the shortest paths come first (breadth first)
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    """A model's restorable variables: ``specs`` for the engine, ``variables`` by spec name."""
+
+    kind: ModelKind
+    label: str
+    specs: tuple[VarSpec, ...]
+    variables: dict[str, Any]
+
+
+def _kind_of(obj: object) -> ModelKind | None:
+    modules = [cls.__module__ for cls in type(obj).__mro__]
+    if any(m.startswith("keras.") for m in modules) and any(m.endswith(".layer") for m in modules):
+        return "keras"
+    if any(m.startswith("tf_keras.") for m in modules):
+        return "tf_keras"
+    if any(m.startswith("tensorflow.") and m.endswith("module.module") for m in modules):
+        return "module"
+    return None
+
+
+def is_live_model(obj: object) -> bool:
+    """True for a Keras 3 layer/model, a tf-keras model or a ``tf.Module``; False for paths.
+
+    >>> is_live_model("old/model.ckpt-1000")
+    False
+    """
+    if isinstance(obj, (str, bytes, os.PathLike)):
+        return False
+    return _kind_of(obj) is not None
+
+
+def _creation_order(variable: Any, fallback: int) -> int:
+    """The global uid TensorFlow put at the end of ``_unique_id`` (``dense/kernel_123``)."""
+    handle = getattr(variable, "_value", None)
+    if handle is None or not hasattr(handle, "_unique_id"):
+        handle = variable
+    uid = str(getattr(handle, "_unique_id", ""))
+    tail = uid.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else fallback
+
+
+def _dtype_name(variable: Any) -> str:
+    dtype = variable.dtype
+    return str(getattr(dtype, "name", dtype))
+
+
+def _object_paths(root: Any, wanted: set[int]) -> dict[int, list[str]]:
+    """Object-graph paths (as ``tf.train.Checkpoint`` would write them) of the wanted objects."""
+    import tensorflow as tf
+
+    found: dict[int, list[str]] = {}
+    seen = {id(root)}
+    queue: deque[tuple[Any, str]] = deque([(root, "")])
+    while queue:
+        obj, path = queue.popleft()
+        try:
+            children = tf.train.TrackableView(obj).children(obj)
+        except Exception:  # an exotic trackable only costs its aliases
+            continue
+        for name, child in children.items():
+            child_path = f"{path}/{name}" if path else name
+            if id(child) in wanted:
+                found.setdefault(id(child), []).append(child_path)
+            if id(child) not in seen:
+                seen.add(id(child))
+                queue.append((child, child_path))
+    return found
+
+
+def _owning_layers(model: Any) -> dict[int, str]:
+    """id(variable) -> class name of the layer or cell that owns it directly."""
+    owners: dict[int, str] = {}
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is None:
+        return owners
+    for layer in flatten(include_self=True, recursive=True):
+        own = [
+            *getattr(layer, "_trainable_variables", getattr(layer, "_trainable_weights", [])),
+            *getattr(
+                layer, "_non_trainable_variables", getattr(layer, "_non_trainable_weights", [])
+            ),
+        ]
+        for v in own:
+            owners.setdefault(id(v), type(layer).__name__)
+    return owners
+
+
+def _require_built(model: Any, kind: ModelKind) -> None:
+    if kind == "module" or getattr(model, "built", True):
+        return
+    name = getattr(model, "name", type(model).__name__)
+    raise MappingError(
+        f"model {name!r} is not built: its variables do not exist yet, so there is nothing to "
+        "restore into. Call it on an input once (model(x)) or call model.build(input_shape) "
+        "first, then restore."
+    )
+
+
+def _model_variables(model: Any, kind: ModelKind) -> list[Any]:
+    if kind == "keras":
+        return list(model.weights)  # excludes seed-generator state and optimizer variables
+    if kind == "tf_keras":
+        return list(model.weights)
+    return list(model.variables)
+
+
+def _base_name(variable: Any, kind: ModelKind) -> str:
+    return str(variable.path) if kind == "keras" else str(variable.name)
+
+
+def describe_model(model: Any) -> LiveModel:
+    """Describe every restorable variable of ``model`` as a :class:`VarSpec`, in creation order.
+
+    >>> live = describe_model(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+    >>> [s.name for s in live.specs]
+    ['sequential/dense/kernel', 'sequential/dense/bias']
+    """
+    kind = _kind_of(model)
+    if kind is None:
+        raise MappingError(
+            f"cannot restore into a {type(model).__name__}: expected a Keras 3 model or layer, a "
+            "tf-keras model or a tf.Module. Pass the model object (not its name or a path)."
+        )
+    _require_built(model, kind)
+    variables = _model_variables(model, kind)
+    wanted = {id(v) for v in variables} | {id(getattr(v, "_value", v)) for v in variables}
+    paths = _object_paths(model, wanted)
+    owners = _owning_layers(model)
+    ordered = sorted(enumerate(variables), key=lambda iv: (_creation_order(iv[1], iv[0]), iv[0]))
+    specs: list[VarSpec] = []
+    handles: dict[str, Any] = {}
+    for order, (_, v) in enumerate(ordered):
+        obj_paths = paths.get(id(v)) or paths.get(id(getattr(v, "_value", v))) or []
+        name = _base_name(v, kind)
+        if name in handles:  # e.g. two unnamed tf.Module variables, both 'Variable:0'
+            name = obj_paths[0] if obj_paths and obj_paths[0] not in handles else f"{name}#{order}"
+        aliases = [p for p in obj_paths[:_MAX_PATHS] if p != name]
+        aliases += [f"{_CKPT_ROOT}/{p}" for p in obj_paths[:_MAX_PATHS]]
+        if kind == "module" and name != str(v.name):
+            aliases.insert(0, str(v.name))
+        specs.append(
+            VarSpec(
+                name=name,
+                shape=tuple(int(d) for d in v.shape),
+                dtype=_dtype_name(v),
+                order=order,
+                aliases=tuple(dict.fromkeys(aliases)),
+                layer=owners.get(id(v)),
+                trainable=bool(getattr(v, "trainable", True)),
+            )
+        )
+        handles[name] = v
+    label = str(getattr(model, "name", None) or type(model).__name__)
+    return LiveModel(kind=kind, label=label, specs=tuple(specs), variables=handles)
+
+
+def check_values(live: LiveModel, values: dict[str, Any]) -> None:
+    """Check every value (array or tensor) against its variable's shape and dtype; raise before
+    anything is assigned.
+
+    >>> check_values(live, {"sequential/dense/bias": np.zeros(2, np.float32)})
+    """
+    problems: list[str] = []
+    specs = {s.name: s for s in live.specs}
+    for name, value in values.items():
+        spec = specs.get(name)
+        if spec is None:
+            problems.append(f"  {name}: not a variable of model {live.label!r}")
+        elif tuple(value.shape) != spec.shape:
+            problems.append(f"  {name}: expected shape {spec.shape}, received {tuple(value.shape)}")
+        elif _dtype_name(value) != spec.dtype:
+            problems.append(f"  {name}: expected dtype {spec.dtype}, received {_dtype_name(value)}")
+    if problems:
+        raise MappingError(
+            f"{len(problems)} value(s) do not fit model {live.label!r}; nothing was assigned:\n"
+            + "\n".join(problems[:20])
+            + "\nFix: add a transform (reshape/transpose/cast) for these targets in the rules."
+        )
+
+
+def assign_values(live: LiveModel, values: dict[str, Any]) -> None:
+    """Assign checked values to the model's variables (call :func:`check_values` first).
+
+    >>> assign_values(live, {"sequential/dense/bias": np.ones(2, np.float32)})
+    """
+    for name, value in values.items():
+        variable = live.variables[name]
+        handle = getattr(variable, "_value", None) if live.kind == "keras" else None
+        # Keras 3: assign the backing tf.Variable directly (the value is checked already)
+        (handle if handle is not None and hasattr(handle, "assign") else variable).assign(value)
