@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from ckptbridge.rules._model import Step
+from pydantic import TypeAdapter
+
+from ckptbridge._errors import MappingError
+from ckptbridge.rules._model import KeyTransform, Options, Rules, Step
+
+_STEPS: TypeAdapter[tuple[Step, ...]] = TypeAdapter(tuple[Step, ...])
 
 AuxKind = Literal[
     "optimizer_slot",
@@ -17,6 +24,17 @@ AuxKind = Literal[
     "save_counter",
     "optimizer_other",
 ]
+
+AUX_KINDS: tuple[str, ...] = (
+    "optimizer_slot",
+    "optimizer_power",
+    "global_step",
+    "learning_rate",
+    "ema_shadow",
+    "object_graph",
+    "save_counter",
+    "optimizer_other",
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,18 @@ class Auxiliary:
 
 @dataclass
 class MappingPlan:
-    """Everything a restore or conversion needs, and everything a user needs to check it."""
+    """Everything a restore or conversion needs, and everything a user needs to check it.
+
+    ``matches``: targets with their source(s), steps and reason. ``missing``: targets with no source.
+    ``unused``: source entries nobody reads (not auxiliary, not ignored). ``auxiliary``: source
+    entries that are optimizer state, counters, EMA shadows... ``target_auxiliary``: the same on the
+    target side (never required). ``ignored`` / ``ignored_targets``: removed by ``ignore`` /
+    ``ignore_target`` rules. ``unused_rules``: rules that decided nothing.
+
+    >>> plan = MappingPlan(matches=[Match("dense/kernel", ("fc/weights",), reason="rule map[fc/weights]")])
+    >>> plan.complete
+    True
+    """
 
     matches: list[Match] = field(default_factory=list)
     missing: list[Unmatched] = field(default_factory=list)
@@ -79,7 +108,151 @@ class MappingPlan:
     ignored: list[str] = field(default_factory=list)
     source_label: str = "checkpoint"
     target_label: str = "model"
+    target_auxiliary: list[Auxiliary] = field(default_factory=list)
+    ignored_targets: list[str] = field(default_factory=list)
+    unused_rules: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
+        """True when every required target has a source."""
         return not self.missing
+
+    def match_for(self, target: str) -> Match | None:
+        """The match that feeds ``target``, or None."""
+        for m in self.matches:
+            if m.target == target:
+                return m
+        return None
+
+    def __str__(self) -> str:
+        from ckptbridge.engine._table import render_plan
+
+        return render_plan(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, lists in plan order (``derive`` emits them in input order).
+
+        >>> MappingPlan().to_dict()["complete"]
+        True
+        """
+        return {
+            "version": 1,
+            "source_label": self.source_label,
+            "target_label": self.target_label,
+            "complete": self.complete,
+            "matches": [_match_dict(m) for m in self.matches],
+            "missing": [_unmatched_dict(u) for u in self.missing],
+            "unused": list(self.unused),
+            "auxiliary": [_aux_dict(a) for a in self.auxiliary],
+            "target_auxiliary": [_aux_dict(a) for a in self.target_auxiliary],
+            "ignored": list(self.ignored),
+            "ignored_targets": list(self.ignored_targets),
+            "unused_rules": list(self.unused_rules),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The plan as JSON text (see :meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MappingPlan:
+        """Rebuild a plan written by :meth:`to_dict` (``MappingPlan.from_dict(plan.to_dict()) == plan``)."""
+        return cls(
+            matches=[_match_from(d) for d in data.get("matches", [])],
+            missing=[_unmatched_from(d) for d in data.get("missing", [])],
+            unused=list(data.get("unused", [])),
+            auxiliary=[_aux_from(d) for d in data.get("auxiliary", [])],
+            ignored=list(data.get("ignored", [])),
+            source_label=str(data.get("source_label", "checkpoint")),
+            target_label=str(data.get("target_label", "model")),
+            target_auxiliary=[_aux_from(d) for d in data.get("target_auxiliary", [])],
+            ignored_targets=list(data.get("ignored_targets", [])),
+            unused_rules=list(data.get("unused_rules", [])),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> MappingPlan:
+        """Rebuild a plan from :meth:`to_json` text."""
+        return cls.from_dict(json.loads(text))
+
+    def to_rules(self) -> Rules:
+        """Rules that reproduce exactly these matches when fed back to ``derive`` (nothing derived).
+
+        Single-source matches without steps become ``map`` entries; anything with steps, several
+        sources, or a source shared with another match becomes a ``transforms`` entry with
+        explicit ``sources``.
+        """
+        uses: dict[str, int] = {}
+        for m in self.matches:
+            for s in m.sources:
+                uses[s] = uses.get(s, 0) + 1
+        mapping: dict[str, str] = {}
+        transforms: list[KeyTransform] = []
+        for m in sorted(self.matches, key=lambda m: m.target):
+            if len(m.sources) == 1 and not m.steps and uses[m.source] == 1:
+                mapping[m.source] = m.target
+            else:
+                transforms.append(
+                    KeyTransform(target=re.escape(m.target), sources=m.sources, steps=m.steps)
+                )
+        return Rules(
+            map=dict(sorted(mapping.items())),
+            transforms=tuple(transforms),
+            ignore=tuple(re.escape(k) for k in sorted(self.ignored)),
+            ignore_target=tuple(re.escape(k) for k in sorted(self.ignored_targets)),
+            options=Options(derive=False),
+        )
+
+
+def _match_dict(m: Match) -> dict[str, Any]:
+    return {
+        "target": m.target,
+        "sources": list(m.sources),
+        "steps": _STEPS.dump_python(m.steps, mode="json", exclude_none=True),
+        "reason": m.reason,
+        "target_shape": list(m.target_shape),
+        "source_shapes": [list(s) for s in m.source_shapes],
+        "target_dtype": m.target_dtype,
+    }
+
+
+def _match_from(d: dict[str, Any]) -> Match:
+    return Match(
+        target=d["target"],
+        sources=tuple(d["sources"]),
+        steps=_STEPS.validate_python(d.get("steps", [])),
+        reason=d.get("reason", ""),
+        target_shape=tuple(d.get("target_shape", ())),
+        source_shapes=tuple(tuple(s) for s in d.get("source_shapes", ())),
+        target_dtype=d.get("target_dtype", "float32"),
+    )
+
+
+def _unmatched_dict(u: Unmatched) -> dict[str, Any]:
+    return {
+        "target": u.target,
+        "shape": list(u.shape),
+        "why": u.why,
+        "candidates": [
+            {"name": c.name, "shape": list(c.shape), "score": round(c.score, 4)}
+            for c in u.candidates
+        ],
+    }
+
+
+def _unmatched_from(d: dict[str, Any]) -> Unmatched:
+    cands = tuple(
+        Candidate(c["name"], tuple(c["shape"]), float(c["score"])) for c in d.get("candidates", [])
+    )
+    return Unmatched(d["target"], tuple(d["shape"]), d.get("why", ""), cands)
+
+
+def _aux_dict(a: Auxiliary) -> dict[str, Any]:
+    return {"name": a.name, "kind": a.kind, "of": a.of}
+
+
+def _aux_from(d: dict[str, Any]) -> Auxiliary:
+    kind = d["kind"]
+    if kind not in AUX_KINDS:
+        raise MappingError(f"plan JSON: auxiliary entry {d['name']!r} has unknown auxiliary kind {kind!r}; expected one of {', '.join(AUX_KINDS)}")
+    return Auxiliary(d["name"], kind, d.get("of"))

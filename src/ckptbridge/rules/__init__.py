@@ -1,7 +1,13 @@
-"""User rules: Pydantic models and loaders (YAML, TOML, JSON, dict, presets)."""
+"""User rules: Pydantic models and loaders (YAML, TOML, JSON, dict, presets).
+
+>>> from ckptbridge.rules import load_rules
+>>> load_rules({"map": {"fc2/weights": "dense_2/kernel"}}).map
+{'fc2/weights': 'dense_2/kernel'}
+"""
 
 from __future__ import annotations
 
+from ckptbridge.rules._load import available_presets, expand_presets, load_rules, rules_json_schema
 from ckptbridge.rules._model import (
     Add,
     Cast,
@@ -32,4 +38,8 @@ __all__ = [
     "Split",
     "Step",
     "Transpose",
+    "available_presets",
+    "expand_presets",
+    "load_rules",
+    "rules_json_schema",
 ]

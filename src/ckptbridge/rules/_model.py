@@ -14,19 +14,41 @@ A rules document (YAML, TOML, JSON or a dict) looks like::
         sources: ["fc/weights"]               # optional; default is whatever the plan matched
         steps: [{op: reshape, shape: [25088, 4096]}]
     options: {strict: true, use_ema: false, optimizer_state: false, forget_bias: 1.0}
+    presets: [slim-vgg16]                     # shipped rule sets, merged in front of these rules
 
-Every model forbids unknown fields, so a typo is an error that names the field.
+Every model forbids unknown fields, so a typo is an error that names the field. Regexes compile
+when the rules are validated, so a bad pattern is reported with its location, not at restore time.
+Precedence: ``ignore`` and ``ignore_target`` first, then ``map`` (and ``transforms`` that name
+their ``sources``), then ``rename`` in order, then derivation (unless ``options.derive`` is false).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+def _check_regexes(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for i, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"entry [{i}]: bad regular expression {pattern!r}: {exc}") from None
+    return patterns
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,13 +140,23 @@ class Rename(_Strict):
     pattern: str
     replace: str
 
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
 
 class KeyTransform(_Strict):
     """Steps for one target (``target`` is a fullmatch regex over target names)."""
 
     target: str
     sources: tuple[str, ...] | None = None
-    steps: tuple[Step, ...]
+    steps: tuple[Step, ...] = ()
+
+    @field_validator("target")
+    @classmethod
+    def _target_compiles(cls, v: str) -> str:
+        return _check_regex(v)
 
 
 class Options(_Strict):
@@ -149,3 +181,8 @@ class Rules(_Strict):
     transforms: tuple[KeyTransform, ...] = ()
     options: Options = Field(default_factory=Options)
     presets: tuple[str, ...] = ()
+
+    @field_validator("ignore", "ignore_target")
+    @classmethod
+    def _patterns_compile(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_regexes(v)

@@ -1,0 +1,125 @@
+"""Recognise checkpoint entries that are not model weights: optimizer state, counters, EMA shadows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container
+
+from ckptbridge.engine._names import strip_key
+from ckptbridge.engine._plan import Auxiliary, AuxKind
+
+_OPTIMIZERS = (
+    "Adam|Momentum|RMSProp|Adagrad|AdagradDA|Ftrl|Adadelta|ProximalAdagrad|ProximalGradientDescent"
+    "|LazyAdam|Nadam|Adamax|AdaMax|AdamW|Lamb|LAMB"
+)
+# TF1 slot: <var>/Adam, <var>/Adam_1, <var>/t_0/Adagrad (canned estimators), ...
+_TF1_SLOT = re.compile(rf"(?P<of>.+?)(?:/t_\d+)?/(?:{_OPTIMIZERS})(?:_\d+)?")
+_POWER = re.compile(r"(?:.*/)?beta[12]_power(?:_\d+)?")
+_GLOBAL_STEP = re.compile(r"(?:.*/)?global_step(?:_\d+)?")
+_LEARNING_RATE = re.compile(r"(?:.*/)?(?:learning_rate|lr)(?:_\d+)?")
+_EMA = re.compile(r"(?P<of>.+)/ExponentialMovingAverage(?:_\d+)?")
+# Keras optimizers (tf-keras ``Adam/iter``, ``training/Adam/dense/kernel/m``; Keras 3 ``adam/iteration``)
+_KERAS_OPT_NAMES = frozenset(
+    {
+        "adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "ftrl",
+        "lion", "lamb", "adafactor", "loss_scale_optimizer",
+    }
+)  # fmt: skip
+_KERAS_HYPER = frozenset(
+    {
+        "iter", "iteration", "iterations", "beta_1", "beta_2", "decay", "learning_rate", "lr",
+        "epsilon", "rho", "momentum", "beta", "l1_regularization_strength",
+        "l2_regularization_strength", "l2_shrinkage_regularization_strength",
+        "learning_rate_power", "initial_accumulator_value", "amsgrad", "nesterov",
+    }
+)  # fmt: skip
+_KERAS3_SLOT = re.compile(r".+_(?:momentum|velocity|velocity_hat|accumulator|linear|m|v)")
+
+
+def classify_auxiliary(
+    name: str, shape: tuple[int, ...] | None = None, known: Container[str] | None = None
+) -> Auxiliary | None:
+    """Return an :class:`Auxiliary` when ``name`` is optimizer state, a counter or an EMA shadow.
+
+    ``shape`` (when given) keeps non-scalar ``lr``/``global_step`` look-alikes out; ``known`` (the
+    other keys of the checkpoint) lets ``of`` resolve doubled scopes (``model/model/x/Adam`` -> ``model/x``).
+
+    >>> classify_auxiliary("dense/kernel/Adam_1")
+    Auxiliary(name='dense/kernel/Adam_1', kind='optimizer_slot', of='dense/kernel')
+    >>> classify_auxiliary("dense/kernel") is None
+    True
+    """
+    found = _classify(strip_key(name), name, shape)
+    if found is None:
+        return None
+    kind, of = found
+    if of is not None and known is not None:
+        of = _resolve_owner(of, name, known)
+    return Auxiliary(name=name, kind=kind, of=of)
+
+
+def _classify(key: str, raw: str, shape: tuple[int, ...] | None) -> tuple[AuxKind, str | None] | None:
+    scalar = shape is None or len(shape) == 0
+    if key == "_CHECKPOINTABLE_OBJECT_GRAPH" or "/.ATTRIBUTES/" in key:
+        return "object_graph", None
+    first = key.split("/", 1)[0]
+    if first == "save_counter":
+        return "save_counter", None
+    if "/.OPTIMIZER_SLOT/" in key:
+        return "optimizer_slot", _tf2_owner(raw)
+    if first == "optimizer":
+        return "optimizer_other", None
+    m = _EMA.fullmatch(key)
+    if m:
+        return "ema_shadow", m.group("of")
+    if _POWER.fullmatch(key):
+        return "optimizer_power", None
+    if scalar and _GLOBAL_STEP.fullmatch(key):
+        return "global_step", None
+    m = _TF1_SLOT.fullmatch(key)
+    if m:
+        return "optimizer_slot", m.group("of")
+    keras = _keras_optimizer(key)
+    if keras is not None:
+        return keras
+    if scalar and _LEARNING_RATE.fullmatch(key):
+        return "learning_rate", None
+    return None
+
+
+def _keras_optimizer(key: str) -> tuple[AuxKind, str | None] | None:
+    parts = key.split("/")
+    if parts[0] == "training" and len(parts) >= 3 and parts[1].lower() in _KERAS_OPT_NAMES:
+        parts = parts[1:]  # canned-estimator Keras optimizers live under training/<Opt>/
+        if len(parts) >= 3:
+            return "optimizer_slot", "/".join(parts[1:-1])
+    if len(parts) != 2 or parts[0].lower() not in _KERAS_OPT_NAMES:
+        return None
+    leaf = parts[1]
+    if leaf in ("learning_rate", "lr"):
+        return "learning_rate", None
+    if leaf in _KERAS_HYPER:
+        return "optimizer_other", None
+    if _KERAS3_SLOT.fullmatch(leaf):
+        return "optimizer_slot", None
+    return None
+
+
+def _tf2_owner(raw: str) -> str:
+    owner = raw.split("/.OPTIMIZER_SLOT/", 1)[0]
+    return owner + "/.ATTRIBUTES/VARIABLE_VALUE" if raw.endswith("/.ATTRIBUTES/VARIABLE_VALUE") else owner
+
+
+def _resolve_owner(of: str, raw: str, known: Container[str]) -> str:
+    if of in known:
+        return of
+    parts = of.split("/")
+    for i in range(1, len(parts)):  # doubled scope: a/a/x -> a/x, a/b/a/b/x -> a/b/x
+        if parts[:i] == parts[i : 2 * i]:
+            candidate = "/".join(parts[i:])
+            if candidate in known:
+                return candidate
+    for suffix in (":0", "/.ATTRIBUTES/VARIABLE_VALUE"):
+        if of + suffix in known:
+            return of + suffix
+    return of

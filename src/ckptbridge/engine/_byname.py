@@ -1,0 +1,118 @@
+"""Derivation by names: identical normalised names, then the longest unique common path suffix."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ckptbridge.engine._names import (
+    fmt_shape,
+    is_unnamed,
+    normalise,
+    strip_key,
+    suffixes,
+    vocabulary_note,
+)
+from ckptbridge.engine._spec import VarSpec
+from ckptbridge.engine._state import State, fit
+
+
+def match_by_name(st: State, *, include_aux: bool = False) -> None:
+    """Identical normalised names (unique on both sides, shapes fit), then common suffixes."""
+    _identical(st, include_aux)
+    _common_suffix(st)
+
+
+def _norms(spec: VarSpec) -> set[str]:
+    return {normalise(n) for n in (spec.name, *spec.aliases)}
+
+
+def _unique_pairs(
+    src_index: dict[str, set[str]], tgt_index: dict[str, set[str]]
+) -> list[tuple[str, str, str]]:
+    """(key, source, target) for keys held by exactly one spec on each side, each spec in one pair."""
+    pairs = []
+    for key, tnames in tgt_index.items():
+        snames = src_index.get(key)
+        if snames is not None and len(snames) == 1 and len(tnames) == 1:
+            pairs.append((key, next(iter(snames)), next(iter(tnames))))
+    per_src: dict[str, set[str]] = defaultdict(set)
+    per_tgt: dict[str, set[str]] = defaultdict(set)
+    for _, s, t in pairs:
+        per_src[s].add(t)
+        per_tgt[t].add(s)
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for key, s, t in pairs:
+        if len(per_src[s]) == 1 and len(per_tgt[t]) == 1 and (s, t) not in seen:
+            seen.add((s, t))
+            out.append((key, s, t))
+    return out
+
+
+def _identical(st: State, include_aux: bool) -> None:
+    src_index: dict[str, set[str]] = defaultdict(set)
+    tgt_index: dict[str, set[str]] = defaultdict(set)
+    for s in st.free_sources(aux=include_aux):
+        for n in _norms(s):
+            src_index[n].add(s.name)
+    for t in st.free_targets(aux=include_aux):
+        for n in _norms(t):
+            tgt_index[n].add(t.name)
+    for key, s_name, t_name in _unique_pairs(src_index, tgt_index):
+        src, tgt = st.sources[s_name], st.targets[t_name]
+        steps = fit(src, tgt)
+        if steps is None:
+            if not is_unnamed(key):  # the name says which entry it is: do not look elsewhere
+                st.fail(t_name, _misfit(src, tgt))
+            continue
+        if strip_key(s_name) == strip_key(t_name):
+            reason = "identical name"
+        else:
+            note = vocabulary_note(s_name, key) or vocabulary_note(t_name, key)
+            reason = f"vocabulary: {note}" if note else "identical name after normalisation"
+        st.take_pair(src, tgt, steps, reason)
+
+
+def _misfit(src: VarSpec, tgt: VarSpec) -> str:
+    if src.shape != tgt.shape:
+        what = f"shape {fmt_shape(src.shape)}, expected {fmt_shape(tgt.shape)}"
+        fix = "a 'transforms' rule (e.g. transpose) can convert it, or the model differs"
+    else:
+        what = f"dtype {src.dtype}, expected {tgt.dtype}"
+        fix = "a 'transforms' rule with a 'cast' step can convert it"
+    return (f"{src.name!r} has the same name but {what}; {fix}. Map it explicitly with "
+            f"'map: {{{src.name}: {tgt.name}}}' plus 'transforms', or fix the model")  # fmt: skip
+
+
+def _suffix_table(specs: list[VarSpec]) -> dict[int, dict[str, set[str]]]:
+    table: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for spec in specs:
+        for norm in _norms(spec):
+            for length, suffix in suffixes(norm):
+                table[length][suffix].add(spec.name)
+    return table
+
+
+def _common_suffix(st: State) -> None:
+    """Longest common path suffix, unique on both sides (a model scope in front of one side)."""
+    srcs, tgts = st.free_sources(), st.free_targets()
+    if not srcs or not tgts:
+        return
+    src_table, tgt_table = _suffix_table(srcs), _suffix_table(tgts)
+    for length in sorted(set(src_table) & set(tgt_table), reverse=True):
+        src_index = _still_free(src_table[length], st.free_src)
+        tgt_index = _still_free(tgt_table[length], st.free_tgt)
+        for key, s_name, t_name in _unique_pairs(src_index, tgt_index):
+            src, tgt = st.sources[s_name], st.targets[t_name]
+            steps = fit(src, tgt)
+            if steps is not None:
+                st.take_pair(src, tgt, steps, f"common path suffix '{key}'")
+
+
+def _still_free(index: dict[str, set[str]], free: dict[str, None]) -> dict[str, set[str]]:
+    out = {}
+    for key, names in index.items():
+        alive = {n for n in names if n in free}
+        if alive:
+            out[key] = alive
+    return out

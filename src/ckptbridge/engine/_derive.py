@@ -1,0 +1,194 @@
+"""``derive``: rules first, then layer converters, names, structure; precision before recall."""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import importlib.util
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ckptbridge._errors import CkptBridgeError, MappingError
+from ckptbridge.engine._apply_rules import (
+    apply_ignores,
+    apply_map,
+    apply_renames,
+    apply_sourced_transforms,
+)
+from ckptbridge.engine._aux import classify_auxiliary
+from ckptbridge.engine._byname import match_by_name
+from ckptbridge.engine._diagnose import explain_missing
+from ckptbridge.engine._names import fmt_shape, layout_compatible
+from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match
+from ckptbridge.engine._spec import VarSpec
+from ckptbridge.engine._state import State
+from ckptbridge.engine._structure import match_by_structure
+from ckptbridge.rules._model import Options, Reshape, Rules
+
+CONVERTERS_MODULE = "ckptbridge.converters"
+
+
+def derive(
+    source: Sequence[VarSpec],
+    target: Sequence[VarSpec],
+    rules: Rules | None = None,
+    *,
+    source_label: str = "checkpoint",
+    target_label: str = "model",
+) -> MappingPlan:
+    """Derive which ``source`` entries feed which ``target`` variables, and why.
+
+    >>> from ckptbridge.engine import VarSpec
+    >>> plan = derive([VarSpec("fc/weights", (4, 2)), VarSpec("fc/biases", (2,))],
+    ...               [VarSpec("dense/kernel", (4, 2)), VarSpec("dense/bias", (2,))])
+    >>> [(m.target, m.source) for m in plan.matches]
+    [('dense/kernel', 'fc/weights'), ('dense/bias', 'fc/biases')]
+    """
+    enabled = gc.isenabled()
+    gc.disable()  # millions of small tuples: generational GC passes would make this superlinear
+    try:
+        return _derive(source, target, rules, (source_label, target_label))
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _derive(
+    source: Sequence[VarSpec], target: Sequence[VarSpec], rules: Rules | None, labels: tuple[str, str]
+) -> MappingPlan:
+    if rules is None:
+        rules = Rules()
+    elif rules.presets:
+        from ckptbridge.rules._load import expand_presets  # reads the shipped preset files
+
+        rules = expand_presets(rules)
+    st = State.build(source, target, labels)
+    apply_ignores(st, rules)
+    apply_map(st, rules, labels)
+    apply_sourced_transforms(st, rules, labels)
+    _classify(st)
+    apply_renames(st, rules)
+    if rules.options.derive:
+        _run_converters(st, rules.options)
+        match_by_name(st, include_aux=rules.options.optimizer_state)
+        match_by_structure(st)
+    if rules.options.use_ema:
+        _use_ema(st)
+    _apply_transforms(st, rules)
+    return _assemble(st, labels)
+
+
+def _classify(st: State) -> None:
+    for name in list(st.free_src):
+        spec = st.sources[name]
+        aux = classify_auxiliary(name, spec.shape, st.sources)
+        if aux is not None:
+            st.aux[name] = aux
+    for name in list(st.free_tgt):
+        spec = st.targets[name]
+        aux = classify_auxiliary(name, spec.shape, st.targets)
+        if aux is not None:
+            st.target_aux[name] = aux
+
+
+def _run_converters(st: State, options: Options) -> None:
+    """Layer-converter hook: ``ckptbridge.converters.propose(source, target, options)``.
+
+    Used only when that module exists. Its ``matches`` are taken as they are (several sources and
+    steps allowed; a source may feed several targets); its ``unmatched`` are targets it recognised
+    but refuses (peepholes, ``reset_after=True``...): they end in ``missing`` with its ``why``.
+    """
+    if importlib.util.find_spec(CONVERTERS_MODULE) is None:
+        return
+    propose: Any = getattr(importlib.import_module(CONVERTERS_MODULE), "propose", None)
+    if propose is None:
+        return
+    srcs, tgts = st.free_sources(), st.free_targets()
+    if not srcs or not tgts:
+        return
+    result = propose(srcs, tgts, options)
+    for m in getattr(result, "matches", ()):
+        if m.target in st.free_tgt and all(s in st.sources for s in m.sources):
+            st.take(m.sources, m.target, tuple(m.steps), m.reason or "layer converter")
+    for u in getattr(result, "unmatched", ()):
+        if u.target in st.free_tgt:
+            st.fail(u.target, u.why)
+
+
+def _use_ema(st: State) -> None:
+    shadows = {a.of: a.name for a in st.aux.values() if a.kind == "ema_shadow" and a.of}
+    for target, m in list(st.matches.items()):
+        shadow = shadows.get(m.source) if len(m.sources) == 1 else None
+        if shadow is None or shadow not in st.free_src:
+            continue
+        st.free_src[m.source] = None  # the raw weight is left over; the shadow is used instead
+        st.take((shadow,), target, m.steps, f"{m.reason} + EMA shadow (options.use_ema)")
+
+
+def _apply_transforms(st: State, rules: Rules) -> None:
+    """Give every match its ``transforms`` steps, then check that the result has the target shape."""
+    from ckptbridge.transforms import infer_shape
+
+    compiled = [(i, re.compile(kt.target), kt) for i, kt in enumerate(rules.transforms)]
+    used: set[int] = set()
+    for target, m in list(st.matches.items()):
+        steps, reason = m.steps, m.reason
+        for i, rx, kt in compiled:
+            if rx.fullmatch(target):
+                used.add(i)
+                if kt.sources is None:
+                    steps, reason = kt.steps, f"{m.reason} + transforms[{i}]"
+                break
+        tgt_shape = st.targets[target].shape
+        try:
+            shape = infer_shape(m.source_shapes, steps)
+        except CkptBridgeError as exc:
+            st.fail(target, f"{reason}: the steps do not fit the source shape(s): {exc}")
+            _release(st, m)
+            continue
+        if shape != tgt_shape:
+            if len(m.sources) == 1 and layout_compatible(shape, tgt_shape):
+                steps = (*steps, Reshape(shape=tgt_shape))
+            else:
+                shapes = ", ".join(fmt_shape(s) for s in m.source_shapes)
+                st.fail(target, f"{reason} gives shape {fmt_shape(shape)} (from {shapes}), but "
+                        f"{target!r} has shape {fmt_shape(tgt_shape)}; fix the rule or add "
+                        "transforms steps")  # fmt: skip
+                _release(st, m)
+                continue
+        if steps != m.steps or reason != m.reason:
+            st.matches[target] = Match(target, m.sources, tuple(steps), reason, m.target_shape,
+                                       m.source_shapes, m.target_dtype)  # fmt: skip
+    for i, kt in enumerate(rules.transforms):
+        if i not in used and kt.sources is None:
+            st.unused_rules.append(f"transforms[{i}] ({kt.target!r}) matched no target")
+
+
+def _release(st: State, m: Match) -> None:
+    del st.matches[m.target]
+    still_used = {s for other in st.matches.values() for s in other.sources}
+    for s in m.sources:
+        if s not in still_used:
+            st.free_src[s] = None
+
+
+def _assemble(st: State, labels: tuple[str, str]) -> MappingPlan:
+    used = {s for m in st.matches.values() for s in m.sources}
+    missing = explain_missing(st)
+    aux: list[Auxiliary] = [a for n, a in st.aux.items() if n not in used]
+    matches = [st.matches[n] for n in st.targets if n in st.matches]
+    if len({m.target for m in matches}) != len(matches):  # pragma: no cover - internal invariant
+        raise MappingError("internal error: a target was matched twice; please report this")
+    return MappingPlan(
+        matches=matches,
+        missing=missing,
+        unused=[n for n in st.sources if n in st.free_src and n not in st.aux and n not in used],
+        auxiliary=aux,
+        ignored=st.ignored,
+        source_label=labels[0],
+        target_label=labels[1],
+        target_auxiliary=[a for n, a in st.target_aux.items() if n not in st.matches],
+        ignored_targets=st.ignored_targets,
+        unused_rules=st.unused_rules,
+    )

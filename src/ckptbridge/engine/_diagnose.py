@@ -1,0 +1,195 @@
+"""Why a target stayed unmatched, its closest source keys, and the NotFoundError text."""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import heapq
+import re
+from collections import Counter, defaultdict
+
+from ckptbridge.engine._names import fmt_shape, layout_compatible, normalise, scope_of, strip_key
+from ckptbridge.engine._plan import Candidate, MappingPlan, Unmatched
+from ckptbridge.engine._spec import VarSpec
+from ckptbridge.engine._state import State, same_dtype
+
+MAX_ROWS = 20  # rows per section of a message before "... and N more"
+MAX_SCORED = MAX_ROWS  # unmatched targets whose candidates are name-scored (the rest: shape only)
+MAX_POOL = 300  # at most this many entries are name-scored per target
+_TOKEN_RE = re.compile(r"[A-Za-z]+")
+
+
+def explain_missing(st: State) -> list[Unmatched]:
+    """Unmatched entries (in target order) for every target no step could feed."""
+    if not st.failed and not st.free_targets():
+        return []
+    pool = st.free_sources() or [s for s in st.sources.values() if s.name not in st.aux]
+    by_shape: dict[tuple[int, ...], list[VarSpec]] = defaultdict(list)
+    by_size: dict[int, list[VarSpec]] = defaultdict(list)
+    for s in pool:
+        by_shape[s.shape].append(s)
+        by_size[s.size].append(s)
+    free_tgts = st.free_targets()
+    tgt_by_shape: dict[tuple[int, ...], list[str]] = defaultdict(list)
+    for t in free_tgts:
+        tgt_by_shape[t.shape].append(t.name)
+    tokens: dict[str, list[VarSpec]] = defaultdict(list)
+    by_size_sorted = sorted(pool, key=lambda s: s.size)
+    if len(pool) > MAX_POOL:
+        for s in pool:
+            for tok in set(_TOKEN_RE.findall(normalise(s.name))):
+                tokens[tok].append(s)
+    out: list[Unmatched] = []
+    scored = 0
+    for name in st.targets:
+        if name in st.failed:
+            u = st.failed[name]
+        elif name in st.free_tgt and name not in st.target_aux:
+            t = st.targets[name]
+            u = Unmatched(name, t.shape, _why(t, by_shape, by_size, tgt_by_shape))
+        else:
+            continue
+        t = st.targets[name]
+        if scored < MAX_SCORED:
+            cands = _candidates(t, _shortlist(t, pool, by_size_sorted, tokens))
+        else:  # beyond what a message shows: same-shape entries only, no name scoring
+            cands = tuple(Candidate(s.name, s.shape, 0.3333) for s in by_shape.get(t.shape, [])[:3])
+        scored += 1
+        out.append(Unmatched(u.target, u.shape, u.why, cands))
+    return out
+
+
+def _shortlist(
+    t: VarSpec, pool: list[VarSpec], by_size: list[VarSpec], tokens: dict[str, list[VarSpec]]
+) -> list[VarSpec]:
+    """Entries worth name-scoring: all of a small pool, else the nearest in element count and
+    those sharing a name token."""
+    if len(pool) <= MAX_POOL:
+        return pool
+    at = bisect.bisect_left(by_size, t.size, key=lambda s: s.size)
+    near = by_size[max(0, at - MAX_POOL // 4) : at + MAX_POOL // 4]
+    picked: dict[str, VarSpec] = {s.name: s for s in near}
+    for tok in sorted(set(_TOKEN_RE.findall(normalise(t.name))), key=lambda k: len(tokens.get(k, ()))):
+        for s in tokens.get(tok, ())[:MAX_POOL]:
+            if len(picked) >= MAX_POOL:
+                return list(picked.values())
+            picked.setdefault(s.name, s)
+    return list(picked.values())
+
+
+def _names(specs: list[VarSpec], limit: int = 4) -> str:
+    shown = ", ".join(repr(s.name) for s in specs[:limit])
+    return shown + (f" and {len(specs) - limit} more" if len(specs) > limit else "")
+
+
+def _why(
+    t: VarSpec,
+    by_shape: dict[tuple[int, ...], list[VarSpec]],
+    by_size: dict[int, list[VarSpec]],
+    tgt_by_shape: dict[tuple[int, ...], list[str]],
+) -> str:
+    same = by_shape.get(t.shape, [])
+    shape = fmt_shape(t.shape)
+    fitting = [s for s in same if same_dtype(s.dtype, t.dtype)]
+    if len(fitting) >= 2:
+        return (f"ambiguous: {len(fitting)} unused entries have shape {shape} ({_names(fitting)}) and "
+                f"neither names nor creation order decide between them; add a 'map:' rule, e.g. "
+                f"map: {{{fitting[0].name}: {t.name}}}")  # fmt: skip
+    if len(fitting) == 1:
+        rivals = tgt_by_shape.get(t.shape, [])
+        if len(rivals) >= 2:
+            return (f"ambiguous: {fitting[0].name!r} {shape} fits {len(rivals)} targets "
+                    f"({', '.join(repr(r) for r in rivals[:4])}); add a 'map:' rule to choose")  # fmt: skip
+        return (f"{fitting[0].name!r} has shape {shape} but its role differs (e.g. bias vs kernel); "
+                f"map it explicitly if it is right: map: {{{fitting[0].name}: {t.name}}}")  # fmt: skip
+    if same:
+        return (f"{same[0].name!r} has shape {shape} but dtype {same[0].dtype}, expected {t.dtype}; "
+                "a rule with a 'cast' step can convert it")  # fmt: skip
+    layout = [s for s in by_size.get(t.size, []) if layout_compatible(s.shape, t.shape)]
+    if len(layout) >= 2:
+        return (f"ambiguous: {len(layout)} unused entries could be reshaped to {shape} "
+                f"({_names(layout)}); add a 'map:' rule")  # fmt: skip
+    return f"no unused entry has shape {shape} or the same number of elements"
+
+
+def _candidates(t: VarSpec, pool: list[VarSpec]) -> tuple[Candidate, ...]:
+    target = normalise(t.name)
+    matcher = difflib.SequenceMatcher(None, autojunk=False)
+    matcher.set_seq2(target)
+    best: list[tuple[float, str, VarSpec]] = []
+    for s in pool:
+        bonus = 0.5 if s.shape == t.shape else (0.25 if s.size == t.size else 0.0)
+        matcher.set_seq1(normalise(s.name))
+        if len(best) == 3 and (matcher.real_quick_ratio() + bonus) / 1.5 <= best[0][0]:
+            continue
+        score = (matcher.ratio() + bonus) / 1.5
+        item = (score, s.name, s)
+        if len(best) < 3:
+            heapq.heappush(best, item)
+        elif item > best[0]:
+            heapq.heapreplace(best, item)
+    best.sort(key=lambda x: (-x[0], x[1]))
+    return tuple(Candidate(s.name, s.shape, round(score, 4)) for score, _, s in best)
+
+
+def _quote(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_./\-]+", key) else '"' + key.replace('"', '\\"') + '"'
+
+
+def format_not_found(plan: MappingPlan) -> str:
+    """The ``ckptbridge.NotFoundError`` text: each unmatched target with its closest source keys,
+    the unused source keys by scope, and a rules snippet that would fix it. Never tensor values.
+
+    >>> from ckptbridge.engine import derive, VarSpec
+    >>> plan = derive([VarSpec("fc2/weights", (64, 10))], [VarSpec("a", (3,)), VarSpec("b", (4,))])
+    >>> print(format_not_found(plan).splitlines()[1])
+    model variable 'a' (3,) has no match in 'checkpoint'. Closest: 'fc2/weights' (64, 10).
+    """
+    src, tgt = plan.source_label, plan.target_label
+    lines = [f"{len(plan.missing)} {tgt} variable(s) have no match in {src!r} "
+             f"({len(plan.matches)} matched)."]  # fmt: skip
+    for u in plan.missing[:MAX_ROWS]:
+        closest = ", ".join(f"{c.name!r} {fmt_shape(c.shape)}" for c in u.candidates)
+        tail = f" Closest: {closest}." if closest else " No unused entries are left to compare."
+        lines.append(f"{tgt} variable {u.target!r} {fmt_shape(u.shape)} has no match in {src!r}.{tail}")
+        lines.append(f"    why: {u.why}")
+    if len(plan.missing) > MAX_ROWS:
+        lines.append(f"... and {len(plan.missing) - MAX_ROWS} more unmatched {tgt} variables")
+    lines += _unused_by_scope(plan)
+    if plan.auxiliary:
+        kinds = Counter(a.kind for a in plan.auxiliary)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        lines.append(f"Auxiliary entries in {src!r} (not weights, not needed): {summary}.")
+    lines += _snippet(plan)
+    return "\n".join(lines)
+
+
+def _unused_by_scope(plan: MappingPlan) -> list[str]:
+    if not plan.unused:
+        return [f"Every non-auxiliary entry of {plan.source_label!r} is already used."]
+    scopes = Counter(scope_of(strip_key(n)) for n in plan.unused)
+    lines = [f"Unused entries in {plan.source_label!r} ({len(plan.unused)}), by scope:"]
+    for scope, n in sorted(scopes.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_ROWS]:
+        label = f"{scope}/" if scope else "(top level)"
+        lines.append(f"  {label} ({n} {'entry' if n == 1 else 'entries'})")
+    if len(scopes) > MAX_ROWS:
+        lines.append(f"  ... and {len(scopes) - MAX_ROWS} more scopes")
+    return lines
+
+
+def _snippet(plan: MappingPlan) -> list[str]:
+    pairs: list[tuple[str, str]] = []
+    taken: set[str] = set()
+    for u in plan.missing:
+        for c in u.candidates[:1]:
+            if c.name not in taken and layout_compatible(c.shape, u.shape):
+                taken.add(c.name)
+                pairs.append((c.name, u.target))
+    if not pairs:
+        return ["Fix: add a 'map: {checkpoint_key: variable}' rule for each variable above, or "
+                "'ignore_target:' for variables that should keep their initial values."]  # fmt: skip
+    lines = ["Fix (check each pair), add to the rules:", "map:"]
+    lines += [f"  {_quote(s)}: {_quote(t)}" for s, t in pairs[:MAX_ROWS]]
+    if len(pairs) > MAX_ROWS:
+        lines.append(f"  # ... and {len(pairs) - MAX_ROWS} more")
+    return lines

@@ -1,0 +1,114 @@
+"""Mutable bookkeeping shared by the derivation steps: what is still free, what is decided."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ckptbridge._errors import MappingError
+from ckptbridge.engine._names import fmt_shape, layout_compatible, strip_key
+from ckptbridge.engine._plan import Auxiliary, Match, Unmatched
+from ckptbridge.engine._spec import VarSpec
+from ckptbridge.rules._model import Reshape, Step
+
+
+def same_dtype(a: str, b: str) -> bool:
+    """Dtype names compare case-insensitively, ignoring TF's ``_ref`` suffix."""
+    return a.lower().removesuffix("_ref") == b.lower().removesuffix("_ref")
+
+
+def fit(src: VarSpec, tgt: VarSpec) -> tuple[Step, ...] | None:
+    """Steps that carry ``src`` onto ``tgt`` unchanged in value: () for equal shapes, a Reshape for a
+    layout difference, None when the shapes (or dtypes) do not fit."""
+    if not same_dtype(src.dtype, tgt.dtype):
+        return None
+    if src.shape == tgt.shape:
+        return ()
+    if layout_compatible(src.shape, tgt.shape):
+        return (Reshape(shape=tgt.shape),)
+    return None
+
+
+def with_reshape_note(reason: str, steps: tuple[Step, ...], src: VarSpec, tgt: VarSpec) -> str:
+    """Append the layout reshape to a reason when one was needed."""
+    if steps:
+        return f"{reason} + layout reshape {fmt_shape(src.shape)}->{fmt_shape(tgt.shape)}"
+    return reason
+
+
+@dataclass
+class State:
+    """Both sides, what is still free, and every decision made so far."""
+
+    sources: dict[str, VarSpec]
+    targets: dict[str, VarSpec]
+    free_src: dict[str, None] = field(default_factory=dict)
+    free_tgt: dict[str, None] = field(default_factory=dict)
+    matches: dict[str, Match] = field(default_factory=dict)
+    failed: dict[str, Unmatched] = field(default_factory=dict)
+    aux: dict[str, Auxiliary] = field(default_factory=dict)
+    target_aux: dict[str, Auxiliary] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    ignored_targets: list[str] = field(default_factory=list)
+    unused_rules: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, source: Sequence[VarSpec], target: Sequence[VarSpec], labels: tuple[str, str]) -> State:
+        return cls(sources=_index(source, labels[0]), targets=_index(target, labels[1]),
+                   free_src=dict.fromkeys(s.name for s in source),
+                   free_tgt=dict.fromkeys(t.name for t in target))  # fmt: skip
+
+    def free_sources(self, *, aux: bool = False) -> list[VarSpec]:
+        """Free source specs, in input order (auxiliary ones only with ``aux=True``)."""
+        return [self.sources[n] for n in self.free_src if aux or n not in self.aux]
+
+    def free_targets(self, *, aux: bool = False) -> list[VarSpec]:
+        """Free target specs, in input order (auxiliary ones only with ``aux=True``)."""
+        return [self.targets[n] for n in self.free_tgt if aux or n not in self.target_aux]
+
+    def take(self, sources: Iterable[str], target: str, steps: tuple[Step, ...], reason: str) -> None:
+        """Record a match and mark its target (and sources) as used."""
+        srcs = tuple(sources)
+        tgt = self.targets[target]
+        self.matches[target] = Match(
+            target=target,
+            sources=srcs,
+            steps=steps,
+            reason=reason,
+            target_shape=tgt.shape,
+            source_shapes=tuple(self.sources[s].shape for s in srcs),
+            target_dtype=tgt.dtype,
+        )
+        self.free_tgt.pop(target, None)
+        for s in srcs:
+            self.free_src.pop(s, None)
+
+    def fail(self, target: str, why: str) -> None:
+        """Give up on ``target``: it ends in ``missing`` with ``why``; no later step may match it."""
+        self.failed[target] = Unmatched(target, self.targets[target].shape, why)
+        self.free_tgt.pop(target, None)
+
+    def take_pair(self, src: VarSpec, tgt: VarSpec, steps: tuple[Step, ...], reason: str) -> None:
+        """Record a one-to-one derived match."""
+        self.take((src.name,), tgt.name, steps, with_reshape_note(reason, steps, src, tgt))
+
+
+def _index(specs: Sequence[VarSpec], label: str) -> dict[str, VarSpec]:
+    out: dict[str, VarSpec] = {}
+    for spec in specs:
+        if spec.name in out:
+            raise MappingError(
+                f"{label}: the name {spec.name!r} appears twice; every entry must have a unique "
+                "name (check that the reader or model listing did not repeat it)"
+            )
+        out[spec.name] = spec
+    return out
+
+
+def stripped_lookup(specs: dict[str, VarSpec]) -> dict[str, list[str]]:
+    """Map ``strip_key(name)`` (and aliases) to the names that carry it."""
+    out: dict[str, list[str]] = {}
+    for spec in specs.values():
+        for n in {spec.name, *spec.aliases}:
+            out.setdefault(strip_key(n), []).append(spec.name)
+    return out

@@ -1,0 +1,203 @@
+"""Derivation by structure, for what names leave: layer groups in creation order, then unique shapes.
+
+Each side is cut into groups (a layer's scope; an unnamed ``Variable_3`` or an unscoped name is a
+group of its own) and the two group sequences are aligned. Equal length and pairwise compatible:
+all match. Otherwise an LCS alignment, keeping only the pairs present in *every* optimal alignment.
+Leftovers are matched when their (leaf, shape), shape, or element count is unique on both sides.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from ckptbridge.engine._names import (
+    is_unnamed,
+    layout_compatible,
+    leaf_of,
+    meaningful_leaf,
+    natural_key,
+    normalise,
+    scope_of,
+)
+from ckptbridge.engine._spec import VarSpec
+from ckptbridge.engine._state import State, fit, same_dtype
+from ckptbridge.rules._model import Step
+
+MAX_ALIGN_CELLS = 250_000  # n * m above this (500 x 500 groups): skip the LCS alignment (unique shapes still run)
+
+Group = list[VarSpec]
+Pairing = list[tuple[VarSpec, VarSpec, tuple[Step, ...]]]
+
+
+def match_by_structure(st: State) -> None:
+    """Run the group alignment, the flattened alignment, then the unique-shape passes."""
+    src_groups, tgt_groups = _groups(st.free_sources()), _groups(st.free_targets())
+    _take_aligned(st, src_groups, tgt_groups, "creation order + shape")
+    src_left, tgt_left = st.free_sources(), st.free_targets()
+    src_groups, tgt_groups = _groups(src_left), _groups(tgt_left)
+    if any(len(g) > 1 for g in src_groups + tgt_groups) and (
+        all(len(g) == 1 for g in src_groups) or all(len(g) == 1 for g in tgt_groups)
+    ):  # one side has no layer structure: align variable by variable
+        _take_aligned(st, _flatten(src_groups), _flatten(tgt_groups), "creation order + shape")
+    _unique(st, lambda s: (meaningful_leaf(normalise(s.name)), s.shape, s.dtype.lower()),
+            "unique leaf and shape", need_leaf=True)  # fmt: skip
+    _unique(st, lambda s: (s.shape, s.dtype.lower()), "unique shape")
+    _unique(st, lambda s: (s.size, s.dtype.lower()), "unique element count")
+
+
+# Creation order of a layer's variables when no ``order`` is known (Keras and TF1 layers alike).
+_LEAF_RANK = {"kernel": 0, "depthwise_kernel": 0, "embeddings": 0, "gamma": 0, "beta": 1,
+              "pointwise_kernel": 1, "recurrent_kernel": 1, "bias": 2, "moving_mean": 2,
+              "moving_variance": 3}  # fmt: skip
+
+
+def _side_key(specs: list[VarSpec]) -> Callable[[VarSpec], Any]:
+    if specs and all(s.order is not None for s in specs):
+        return lambda s: (0, s.order)
+
+    def by_name(s: VarSpec) -> Any:
+        norm = normalise(s.name)
+        return (1, natural_key(scope_of(norm)), _LEAF_RANK.get(leaf_of(norm), 9), natural_key(norm))
+
+    return by_name
+
+
+def _groups(specs: list[VarSpec]) -> list[Group]:
+    key = _side_key(specs)
+    by_scope: dict[str, Group] = {}
+    for spec in specs:
+        norm = normalise(spec.name)
+        scope = scope_of(norm)
+        gid = norm if (not scope or is_unnamed(norm)) else scope + "/"
+        by_scope.setdefault(gid, []).append(spec)
+    groups = [sorted(g, key=key) for g in by_scope.values()]
+    return sorted(groups, key=lambda g: key(g[0]))
+
+
+def _flatten(groups: list[Group]) -> list[Group]:
+    return [[s] for g in groups for s in g]
+
+
+def _leaves_conflict(a: VarSpec, b: VarSpec) -> bool:
+    la, lb = meaningful_leaf(normalise(a.name)), meaningful_leaf(normalise(b.name))
+    return la is not None and lb is not None and la != lb
+
+
+def pair_groups(a: Group, b: Group) -> Pairing | None:
+    """Member-by-member pairing of two groups, or None when they are not the same kind of layer."""
+    if len(a) != len(b):
+        return None
+    leaves_a = [meaningful_leaf(normalise(s.name)) for s in a]
+    leaves_b = [meaningful_leaf(normalise(s.name)) for s in b]
+    if None not in leaves_a and len(set(leaves_a)) == len(a) and set(leaves_a) == set(leaves_b):
+        by_leaf = dict(zip(leaves_b, b, strict=True))
+        ordered = [by_leaf[leaf] for leaf in leaves_a]  # type: ignore[index]
+    else:
+        ordered = b
+    out: Pairing = []
+    for s, t in zip(a, ordered, strict=True):
+        steps = fit(s, t)
+        if steps is None or _leaves_conflict(s, t):
+            return None
+        out.append((s, t, steps))
+    return out
+
+
+def _signature(g: Group) -> tuple[int, ...]:
+    return tuple(sorted(s.size for s in g))
+
+
+def _take_aligned(st: State, src: list[Group], tgt: list[Group], reason: str) -> None:
+    if not src or not tgt:
+        return
+    if len(src) == len(tgt):
+        pairings = [pair_groups(a, b) for a, b in zip(src, tgt, strict=True)]
+        if all(p is not None for p in pairings):
+            for p in pairings:
+                _take_pairing(st, p, reason)
+            return
+    if len(src) * len(tgt) > MAX_ALIGN_CELLS:
+        return
+    sig_a, sig_b = [_signature(g) for g in src], [_signature(g) for g in tgt]
+    ok = [[sa == sb and pair_groups(a, b) is not None for b, sb in zip(tgt, sig_b, strict=True)]
+          for a, sa in zip(src, sig_a, strict=True)]  # fmt: skip
+    for i, j in unique_alignment(ok):
+        _take_pairing(st, pair_groups(src[i], tgt[j]), reason + " (alignment)")
+
+
+def _take_pairing(st: State, pairing: Pairing | None, reason: str) -> None:
+    for s, t, steps in pairing or ():
+        st.take_pair(s, t, steps, reason)
+
+
+def _lcs_tables(ok: list[list[bool]]) -> tuple[list[list[int]], list[list[int]]]:
+    """Best alignment size and number of distinct optimal alignments, for every prefix pair."""
+    n, m = len(ok), len(ok[0]) if ok else 0
+    best = [[0] * (m + 1) for _ in range(n + 1)]
+    count = [[1] * (m + 1) for _ in range(n + 1)]
+    for i in range(1, n + 1):
+        row_ok, b_prev, b_cur, c_prev, c_cur = ok[i - 1], best[i - 1], best[i], count[i - 1], count[i]
+        for j in range(1, m + 1):
+            up, left, diag = b_prev[j], b_cur[j - 1], b_prev[j - 1]
+            v = max(up, left, diag + 1 if row_ok[j - 1] else -1)
+            c = 0
+            if row_ok[j - 1] and diag + 1 == v:
+                c += c_prev[j - 1]
+            if up == v:
+                c += c_prev[j]
+            if left == v:
+                c += c_cur[j - 1]
+            if diag == v:
+                c -= c_prev[j - 1]
+            b_cur[j], c_cur[j] = v, c
+    return best, count
+
+
+def unique_alignment(ok: list[list[bool]]) -> list[tuple[int, int]]:
+    """Pairs (i, j) that belong to every maximum order-preserving alignment of compatible pairs.
+
+    >>> unique_alignment([[True, False], [False, True]])
+    [(0, 0), (1, 1)]
+    """
+    n = len(ok)
+    m = len(ok[0]) if ok else 0
+    if not n or not m or not any(any(row) for row in ok):
+        return []
+    fb, fc = _lcs_tables(ok)
+    rev = [row[::-1] for row in ok[::-1]]
+    bb, bc = _lcs_tables(rev)
+    total, opt = fc[n][m], fb[n][m]
+    out = []
+    for i in range(n):
+        for j in range(m):
+            if not ok[i][j]:
+                continue
+            # suffix a[i+1:], b[j+1:] is prefix (n-i-1, m-j-1) of the reversed problem
+            after_b, after_c = bb[n - i - 1][m - j - 1], bc[n - i - 1][m - j - 1]
+            if fb[i][j] + 1 + after_b == opt and fc[i][j] * after_c == total:
+                out.append((i, j))
+    return out
+
+
+def _unique(st: State, key: Callable[[VarSpec], Hashable], reason: str, *, need_leaf: bool = False) -> None:
+    by_src: dict[Hashable, list[VarSpec]] = defaultdict(list)
+    by_tgt: dict[Hashable, list[VarSpec]] = defaultdict(list)
+    for s in st.free_sources():
+        by_src[key(s)].append(s)
+    for t in st.free_targets():
+        by_tgt[key(t)].append(t)
+    for k, tgts in by_tgt.items():
+        srcs = by_src.get(k)
+        if need_leaf and isinstance(k, tuple) and k[0] is None:
+            continue
+        if not srcs or len(srcs) != 1 or len(tgts) != 1:
+            continue
+        s, t = srcs[0], tgts[0]
+        steps = fit(s, t)
+        if steps is None or _leaves_conflict(s, t):
+            continue
+        if not same_dtype(s.dtype, t.dtype) or not layout_compatible(s.shape, t.shape):
+            continue
+        st.take_pair(s, t, steps, reason)

@@ -1,0 +1,1 @@
+"""Shipped rule sets, one YAML file each, loaded with ``load_rules("preset:NAME")``."""

@@ -1,0 +1,248 @@
+"""Load rules from YAML, TOML, JSON, a dict or a shipped preset, with errors that say where.
+
+>>> load_rules(None) == Rules()
+True
+>>> load_rules({"map": {"fc/weights": "dense/kernel"}}).map
+{'fc/weights': 'dense/kernel'}
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+import yaml
+from pydantic import ValidationError
+
+from ckptbridge._errors import RulesError
+from ckptbridge.rules._model import (
+    Add,
+    Cast,
+    Concat,
+    KeyTransform,
+    Options,
+    PermuteBlocks,
+    Rename,
+    Reshape,
+    Rules,
+    Slice,
+    Split,
+    Transpose,
+)
+
+__all__ = ["available_presets", "expand_presets", "load_rules", "rules_json_schema"]
+
+_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
+
+
+def rules_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a rules document (what ``ckptbridge schema`` prints).
+
+    >>> rules_json_schema()["title"]
+    'Rules'
+    """
+    return Rules.model_json_schema()
+
+
+def load_rules(rules: Rules | Mapping[str, Any] | str | os.PathLike[str] | None) -> Rules:
+    """Return validated :class:`Rules` with presets merged in.
+
+    ``None`` -> ``Rules()``; a ``Rules`` or dict; ``"preset:NAME"`` -> a shipped preset; a path
+    ending ``.yaml``/``.yml``/``.toml``/``.json`` -> that file. Errors are :class:`RulesError`
+    naming the file, the line when known, and the rule (``rules.yaml: rename[2].pattern: ...``).
+
+    >>> load_rules("preset:slim-vgg16").rename[0].replace
+    'block\\\\1_conv\\\\2/\\\\3'
+    """
+    if rules is None:
+        return Rules()
+    if isinstance(rules, Rules):
+        return expand_presets(rules)
+    if isinstance(rules, Mapping):
+        return expand_presets(_validate(dict(rules), "rules", None))
+    if not isinstance(rules, (str, os.PathLike)):
+        raise RulesError(
+            f"rules: expected None, a Rules object, a dict, 'preset:NAME' or a path to a "
+            f".yaml/.toml/.json file; got {type(rules).__name__}"
+        )
+    text = os.fspath(rules)
+    if text.startswith("preset:"):
+        return expand_presets(_load_preset(text[len("preset:") :]))
+    return expand_presets(_load_file(Path(text)))
+
+
+def available_presets() -> list[str]:
+    """Names of the shipped presets (usable as ``"preset:NAME"``)."""
+    folder = resources.files("ckptbridge.presets")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def expand_presets(rules: Rules, _seen: tuple[str, ...] = ()) -> Rules:
+    """Merge ``rules.presets`` in front of ``rules`` (recursively); the result has no presets.
+
+    Preset renames and transforms come first (first match wins); the user's ``map`` entries and
+    explicitly set options override the preset's.
+    """
+    if not rules.presets:
+        return rules
+    merged = Rules()
+    for name in rules.presets:
+        if name in _seen:
+            raise RulesError(f"preset {name!r} includes itself (via {' -> '.join(_seen)})")
+        merged = _merge(merged, expand_presets(_load_preset(name), (*_seen, name)))
+    return _merge(merged, rules.model_copy(update={"presets": ()}))
+
+
+def _merge(base: Rules, top: Rules) -> Rules:
+    options = base.options.model_copy(
+        update={k: getattr(top.options, k) for k in top.options.model_fields_set}
+    )
+    return Rules(
+        rename=(*base.rename, *top.rename),
+        map={**base.map, **top.map},
+        ignore=(*base.ignore, *top.ignore),
+        ignore_target=(*base.ignore_target, *top.ignore_target),
+        transforms=(*base.transforms, *top.transforms),
+        options=Options.model_validate(options.model_dump()),
+    )
+
+
+def _load_preset(name: str) -> Rules:
+    names = available_presets()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" Did you mean 'preset:{close[0]}'?" if close else ""
+        raise RulesError(
+            f"unknown preset {name!r}.{hint} Shipped presets: {', '.join(names) or '(none)'}"
+        )
+    text = resources.files("ckptbridge.presets").joinpath(f"{name}.yaml").read_text("utf-8")
+    return _validate(_parse_yaml(text, f"preset:{name}"), f"preset:{name}", text)
+
+
+def _load_file(path: Path) -> Rules:
+    label = str(path)
+    if path.suffix.lower() not in _SUFFIXES:
+        raise RulesError(
+            f"{label}: unknown rules format {path.suffix or '(no suffix)'!r}; expected a file "
+            f"ending in {', '.join(_SUFFIXES)}, a dict, or 'preset:NAME'"
+        )
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise RulesError(f"{label}: rules file not found; check the path") from None
+    except OSError as exc:
+        raise RulesError(f"{label}: cannot read the rules file: {exc.strerror}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        data = _parse_toml(text, label)
+        return _validate(data, label, None)
+    if suffix == ".json":
+        data = _parse_json(text, label)
+        return _validate(data, label, None)
+    return _validate(_parse_yaml(text, label), label, text)
+
+
+def _parse_yaml(text: str, label: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RulesError(f"{label}{where}: not valid YAML: {problem}") from None
+
+
+def _parse_toml(text: str, label: str) -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+)", str(exc))
+        where = f":{m.group(1)}" if m else ""
+        raise RulesError(f"{label}{where}: not valid TOML: {exc}") from None
+
+
+def _parse_json(text: str, label: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RulesError(f"{label}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+
+
+def _validate(data: Any, label: str, yaml_text: str | None) -> Rules:
+    if data is None:
+        return Rules()
+    if not isinstance(data, dict):
+        raise RulesError(
+            f"{label}: a rules document must be a mapping (rename, map, ignore, ...), "
+            f"got {type(data).__name__}"
+        )
+    try:
+        return Rules.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(err, label, yaml_text) for err in exc.errors()]
+        raise RulesError("\n".join(lines)) from None
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def _format_error(err: Any, label: str, yaml_text: str | None) -> str:
+    loc = tuple(err["loc"])
+    line = _yaml_line(yaml_text, loc) if yaml_text is not None else None
+    where = f"{label}:{line}" if line is not None else label
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), sorted(_all_fields()), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        msg = f"unknown field {loc[-1]!r}.{hint}"
+    elif err["type"] == "union_tag_invalid":
+        msg = f"unknown op: {msg}"
+    return f"{where}: {_format_loc(loc)}: {msg}"
+
+
+def _all_fields() -> set[str]:
+    names: set[str] = set()
+    for cls in (Rules, Options, Rename, KeyTransform, Transpose, Reshape, Split, Slice, Concat,
+                Cast, Add, PermuteBlocks):  # fmt: skip
+        names.update(cls.model_fields)
+    return names
+
+
+def _yaml_line(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (the deepest one that exists)."""
+    try:
+        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for key, value in node.value:
+                if key.value == str(part):
+                    line, nxt = key.start_mark.line + 1, value
+                    break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+            if node is not None:
+                line = node.start_mark.line + 1
+        else:
+            node = None
+    return line
