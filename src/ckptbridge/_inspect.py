@@ -1,0 +1,174 @@
+"""``ckptbridge.inspect`` and ``ckptbridge.load_variables``: look inside any checkpoint.
+
+Neither imports TensorFlow (except to read a pre-2017 V1 single file)::
+
+    info = ckptbridge.inspect("old/model.ckpt-1000")
+    print(info)                 # a readable table
+    info.to_json()              # the same facts as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ckptbridge.format import OBJECT_GRAPH_KEY, CheckpointKind, Entry, open_checkpoint
+
+__all__ = ["CheckpointInfo", "inspect", "load_variables"]
+
+
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint holds: kind, entries, object-graph variables, ``.meta`` facts, warnings."""
+
+    path: str
+    prefix: str
+    kind: CheckpointKind
+    entries: list[Entry]
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of tensor data stored."""
+        return sum(e.nbytes for e in self.entries)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict.
+
+        Example::
+
+            ckptbridge.inspect("m.ckpt").to_dict()["kind"]   # 'tf1'
+        """
+        return {
+            "path": self.path,
+            "prefix": self.prefix,
+            "kind": self.kind.value,
+            "total_bytes": self.total_bytes,
+            "entries": [
+                {
+                    "key": e.key,
+                    "dtype": e.dtype,
+                    "shape": list(e.shape),
+                    "nbytes": e.nbytes,
+                    "sliced": e.sliced,
+                }
+                for e in self.entries
+            ],
+            "objects": self.objects,
+            "meta": self.meta,
+            "warnings": self.warnings,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The :meth:`to_dict` facts as a JSON document."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __str__(self) -> str:
+        lines = [
+            f"checkpoint  {self.prefix}",
+            f"kind        {self.kind.value}",
+            f"entries     {len(self.entries)} ({_human(self.total_bytes)})",
+        ]
+        if self.meta is not None:
+            version = self.meta["tf_version"] or "unknown"
+            lines.append(
+                f"meta        TensorFlow {version}, {len(self.meta['variables'])} graph variables"
+            )
+        lines += [f"warning     {w}" for w in self.warnings]
+        rows = [
+            (e.key, e.dtype, _shape(e.shape), _human(e.nbytes) + (" sliced" if e.sliced else ""))
+            for e in self.entries
+        ]
+        lines += ["", *_table(("key", "dtype", "shape", "bytes"), rows)]
+        if self.objects:
+            obj_rows = [
+                (str(o["key"]), str(o["path"] or "-"), str(o["slot_of"] or ""))
+                for o in self.objects
+            ]
+            lines += ["", *_table(("object-graph variable", "shortest path", "slot of"), obj_rows)]
+        return "\n".join(lines)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()] + [
+        fmt.format(*r).rstrip() for r in rows
+    ]
+
+
+def inspect(path: str | os.PathLike[str]) -> CheckpointInfo:
+    """Describe the checkpoint at ``path`` without reading its tensors.
+
+    Example::
+
+        info = ckptbridge.inspect("train_dir")
+        [e.key for e in info.entries]
+    """
+    with open_checkpoint(path) as ckpt:
+        objects = []
+        graph = ckpt.object_graph
+        if graph is not None:
+            for var in graph.variables():
+                objects.append(
+                    {"key": var.key, "path": var.paths[0] if var.paths else None, "paths": list(var.paths),
+                     "slot_of": var.slot_of, "slot_name": var.slot_name, "optimizer_path": var.optimizer_path}
+                )  # fmt: skip
+        meta = None
+        if ckpt.meta is not None:
+            meta = {
+                "tf_version": ckpt.meta.tf_version,
+                "variables": [
+                    {"name": v.name, "dtype": v.dtype, "shape": list(v.shape), "trainable": v.trainable,
+                     "save_slice": None if v.save_slice is None else [v.save_slice[0], *map(list, v.save_slice[1:])]}
+                    for v in ckpt.meta.variables
+                ],
+                "collections": {k: len(v) for k, v in sorted(ckpt.meta.collections.items())},
+            }  # fmt: skip
+        return CheckpointInfo(
+            path=os.fspath(path), prefix=str(ckpt.prefix), kind=ckpt.kind,
+            entries=list(ckpt.entries.values()), objects=objects, meta=meta, warnings=list(ckpt.warnings),
+        )  # fmt: skip
+
+
+_NO_NUMPY_FORM = ("resource", "variant")
+
+
+def load_variables(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
+    """Read every entry except the object graph into independent, writable numpy arrays.
+
+    Entries with no numpy form (``variant``/``resource`` dtypes, e.g. saved iterator state) are
+    left out; :func:`inspect` lists them.
+
+    Example::
+
+        weights = ckptbridge.load_variables("old/model.ckpt-1000")
+        weights["dense/kernel"].shape
+    """
+    with open_checkpoint(Path(os.fspath(path))) as ckpt:
+        return {
+            key: np.array(ckpt.read(key))
+            for key, entry in ckpt.entries.items()
+            if key != OBJECT_GRAPH_KEY and not entry.dtype.startswith(_NO_NUMPY_FORM)
+        }

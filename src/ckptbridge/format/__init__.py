@@ -1,0 +1,41 @@
+"""Checkpoint files: resolve, open, read and write every TensorFlow checkpoint format.
+
+Reading the tensor-bundle format (TF1 name-based and TF2 object-based) never imports TensorFlow;
+only the pre-2017 V1 single-file format goes through TensorFlow's reader::
+
+    from ckptbridge.format import open_checkpoint, BundleWriter
+
+    with open_checkpoint("old/model.ckpt-1000") as ckpt, BundleWriter("new/model.ckpt") as out:
+        for key in ckpt.entries:
+            out.add(key, ckpt.read(key))
+"""
+
+from __future__ import annotations
+
+from ckptbridge.format._checkpoint import Checkpoint, open_checkpoint
+from ckptbridge.format._meta import MetaInfo, MetaVariable
+from ckptbridge.format._objgraph import ObjectGraph, ObjNode, ObjVariable, variable_key
+from ckptbridge.format._resolve import resolve_checkpoint
+from ckptbridge.format._state import CheckpointState, read_state_file, write_state_file
+from ckptbridge.format._types import OBJECT_GRAPH_KEY, CheckpointKind, Entry, RawLocation
+from ckptbridge.format._writer import BundleWriter
+
+__all__ = [
+    "OBJECT_GRAPH_KEY",
+    "BundleWriter",
+    "Checkpoint",
+    "CheckpointKind",
+    "CheckpointState",
+    "Entry",
+    "MetaInfo",
+    "MetaVariable",
+    "ObjNode",
+    "ObjVariable",
+    "ObjectGraph",
+    "RawLocation",
+    "open_checkpoint",
+    "read_state_file",
+    "resolve_checkpoint",
+    "variable_key",
+    "write_state_file",
+]

@@ -1,0 +1,161 @@
+"""``open_checkpoint``: one object for every checkpoint kind, lazy and read-only.
+
+::
+
+    with open_checkpoint("old/model.ckpt-1000") as ckpt:
+        print(ckpt.kind, len(ckpt.entries))
+        kernel = ckpt.read("dense/kernel")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import numpy as np
+
+from ckptbridge._errors import CorruptCheckpointError
+from ckptbridge.format._bundle import BundleReader
+from ckptbridge.format._meta import MetaInfo
+from ckptbridge.format._objgraph import ObjectGraph
+from ckptbridge.format._proto import ProtoError
+from ckptbridge.format._resolve import resolve_checkpoint
+from ckptbridge.format._types import OBJECT_GRAPH_KEY, CheckpointKind, Entry, RawLocation
+
+
+class _Reader(Protocol):
+    entries: dict[str, Entry]
+
+    def read(self, key: str) -> np.ndarray[Any, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class Checkpoint:
+    """An opened checkpoint: its kind, entries, tensors, object graph and ``.meta`` facts.
+
+    Use :func:`open_checkpoint` to create one. A context manager; :meth:`close` unmaps the data.
+    """
+
+    def __init__(self, prefix: Path, warnings: list[str]) -> None:
+        self.prefix = prefix
+        self.warnings = list(warnings)
+        self._reader: _Reader
+        if prefix.with_name(prefix.name + ".index").is_file():
+            self._reader = BundleReader(prefix)
+            self.kind = (
+                CheckpointKind.TF2
+                if OBJECT_GRAPH_KEY in self._reader.entries
+                else CheckpointKind.TF1
+            )
+        else:
+            from ckptbridge.format._v1 import V1Reader
+
+            self._reader = V1Reader(prefix)
+            self.kind = CheckpointKind.TF1_V1
+        self.entries: dict[str, Entry] = self._reader.entries
+
+    def __repr__(self) -> str:
+        return (
+            f"Checkpoint({str(self.prefix)!r}, kind={self.kind.value}, entries={len(self.entries)})"
+        )
+
+    def __enter__(self) -> Checkpoint:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _entry(self, key: str) -> Entry:
+        entry = self.entries.get(key)
+        if entry is None:
+            import difflib
+
+            close = difflib.get_close_matches(key, self.entries, n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise KeyError(f"{key!r} is not an entry of checkpoint {self.prefix}.{hint}")
+        return entry
+
+    def read(self, key: str) -> np.ndarray[Any, Any]:
+        """Return the tensor under ``key``: read-only, sharing the mapped file where possible.
+
+        CRC32C is verified; partitioned entries are assembled; bfloat16 uses ``ml_dtypes``;
+        strings come back as an object array of ``bytes``. Raises ``KeyError`` for unknown keys.
+
+        Example::
+
+            ckpt.read("global_step").item()
+        """
+        self._entry(key)
+        return self._reader.read(key)
+
+    def raw_location(self, key: str) -> RawLocation | None:
+        """Where the raw bytes of ``key`` are; None for sliced, string and V1 entries.
+
+        Example::
+
+            writer.add_raw("new/name", ckpt.raw_location("old/name"))
+        """
+        self._entry(key)
+        if isinstance(self._reader, BundleReader):
+            return self._reader.raw_location(key)
+        return None
+
+    @cached_property
+    def object_graph(self) -> ObjectGraph | None:
+        """The decoded TF2 object graph, or None for name-based checkpoints."""
+        if OBJECT_GRAPH_KEY not in self.entries:
+            return None
+        data = self.read(OBJECT_GRAPH_KEY).reshape(-1)
+        try:
+            return ObjectGraph.decode(bytes(data[0]) if data.size else b"")
+        except (ProtoError, ValueError) as exc:
+            raise CorruptCheckpointError(
+                f"{self.prefix}: the {OBJECT_GRAPH_KEY} entry does not decode as a "
+                f"TrackableObjectGraph ({exc}). Read the tensors by key instead."
+            ) from None
+
+    @cached_property
+    def meta(self) -> MetaInfo | None:
+        """Facts from ``<prefix>.meta`` when present; a damaged ``.meta`` adds a warning instead."""
+        path = self.prefix.with_name(self.prefix.name + ".meta")
+        if not path.is_file():  # sharded V1 files ("export-00000-of-00001") keep "export.meta"
+            path = self.prefix.with_name(
+                re.sub(r"-\d{5}-of-\d{5}$", "", self.prefix.name) + ".meta"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            return MetaInfo.decode(data)
+        except (ProtoError, ValueError) as exc:
+            self.warnings.append(
+                f"{path} could not be decoded as a MetaGraphDef ({exc}); ignoring it"
+            )
+            return None
+
+    def close(self) -> None:
+        """Release file maps and readers; arrays already returned stay valid."""
+        self._reader.close()
+
+
+def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Resolve ``path`` (prefix, directory, suffixed file, V1 file) and open the checkpoint.
+
+    Reads only the index; tensors are read on demand. Raises
+    :class:`~ckptbridge.CheckpointNotFoundError` or :class:`~ckptbridge.CorruptCheckpointError`.
+
+    Example::
+
+        with open_checkpoint("train_dir") as ckpt:
+            names = list(ckpt.entries)
+    """
+    prefix, warnings = resolve_checkpoint(path)
+    return Checkpoint(prefix, warnings)

@@ -1,0 +1,113 @@
+"""TensorFlow ``DataType`` enum values <-> ckptbridge dtype names <-> numpy dtypes.
+
+Names are numpy-style (``"float32"``, ``"bfloat16"``, ``"string"``); bfloat16 and the float8 types
+come from ``ml_dtypes``::
+
+    >>> name_from_enum(14), numpy_dtype("bfloat16").itemsize
+    ('bfloat16', 2)
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+# tensorflow/core/framework/types.proto (DT_* values). Reference types are value + 100.
+_ENUM_TO_NAME: dict[int, str] = {
+    1: "float32",
+    2: "float64",
+    3: "int32",
+    4: "uint8",
+    5: "int16",
+    6: "int8",
+    7: "string",
+    8: "complex64",
+    9: "int64",
+    10: "bool",
+    14: "bfloat16",
+    17: "uint16",
+    18: "complex128",
+    19: "float16",
+    22: "uint32",
+    23: "uint64",
+    24: "float8_e5m2",
+    25: "float8_e4m3fn",
+}
+_NAME_TO_ENUM: dict[str, int] = {name: value for value, name in _ENUM_TO_NAME.items()}
+_RESOURCE, _VARIANT = 20, 21
+
+_ML_DTYPES = {"bfloat16", "float8_e5m2", "float8_e4m3fn"}
+
+
+class UnknownDtypeError(ValueError):
+    """A DataType value ckptbridge cannot represent as a numpy array."""
+
+
+def name_from_enum(value: int) -> str:
+    """Return the dtype name of a TensorFlow ``DataType`` value (reference types allowed).
+
+    Example::
+
+        >>> name_from_enum(101)
+        'float32'
+    """
+    base = value - 100 if value > 100 else value
+    name = _ENUM_TO_NAME.get(base)
+    if name is None:
+        kind = {_RESOURCE: "resource", _VARIANT: "variant"}.get(base, "unknown")
+        raise UnknownDtypeError(f"DataType {value} ({kind}) has no numpy equivalent")
+    return name
+
+
+def enum_from_name(name: str) -> int:
+    """Return the TensorFlow ``DataType`` value for a dtype name.
+
+    Example::
+
+        >>> enum_from_name("int64")
+        9
+    """
+    value = _NAME_TO_ENUM.get(name)
+    if value is None:
+        raise UnknownDtypeError(
+            f"dtype {name!r} cannot be stored; expected one of {sorted(_NAME_TO_ENUM)}"
+        )
+    return value
+
+
+def numpy_dtype(name: str) -> np.dtype[np.generic]:
+    """Return the little-endian numpy dtype for a dtype name (``object`` for ``"string"``).
+
+    Example::
+
+        >>> numpy_dtype("float16")
+        dtype('float16')
+    """
+    if name == "string":
+        return np.dtype(object)
+    if name in _ML_DTYPES:
+        import ml_dtypes
+
+        found: np.dtype[np.generic] = np.dtype(getattr(ml_dtypes, name))
+        return found
+    if name not in _NAME_TO_ENUM:
+        raise UnknownDtypeError(f"unknown dtype name {name!r}")
+    native: np.dtype[np.generic] = np.dtype(name)
+    return native if sys.byteorder == "little" else native.newbyteorder("<")
+
+
+def name_from_numpy(dtype: np.dtype[np.generic]) -> str:
+    """Return the dtype name for a numpy dtype (``object``/``bytes``/``str`` -> ``"string"``).
+
+    Example::
+
+        >>> name_from_numpy(np.dtype("int8"))
+        'int8'
+    """
+    if dtype.kind in "OSU":
+        return "string"
+    name = dtype.name
+    if name in _NAME_TO_ENUM:
+        return name
+    raise UnknownDtypeError(f"numpy dtype {dtype} cannot be stored in a checkpoint")

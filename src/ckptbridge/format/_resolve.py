@@ -1,0 +1,152 @@
+"""Turn what a user passes (prefix, directory, file with a suffix, V1 file) into a checkpoint path.
+
+::
+
+    prefix, warnings = resolve_checkpoint("train_dir")          # via its `checkpoint` state file
+    prefix, warnings = resolve_checkpoint("m.ckpt-10.index")   # -> m.ckpt-10
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from pathlib import Path
+
+from ckptbridge._errors import CheckpointNotFoundError
+from ckptbridge.format._state import STATE_FILE, read_state_file
+from ckptbridge.format._table import MAGIC
+
+_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
+_NOT_V1 = re.compile(
+    r"(\.(index|meta|txt|json|pb|pbtxt|py|md|yaml|h5|keras)|\.data-\d{5}-of-\d{5}|^checkpoint)$"
+)
+_STEP = re.compile(r"-(\d+)$")
+_MAX_SCAN = 2000
+
+
+def strip_suffix(path: Path) -> Path:
+    """Drop a ``.index`` / ``.meta`` / ``.data-NNNNN-of-MMMMM`` suffix.
+
+    Example::
+
+        >>> strip_suffix(Path("m.ckpt-5.data-00000-of-00001")).name
+        'm.ckpt-5'
+    """
+    return path.with_name(_SUFFIX.sub("", path.name)) if _SUFFIX.search(path.name) else path
+
+
+def has_table_magic(path: Path) -> bool:
+    """True when ``path`` is a file ending with the LevelDB table magic (V1 files, indexes)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() < 48:
+                return False
+            handle.seek(-8, os.SEEK_END)
+            return bool(struct.unpack("<Q", handle.read(8))[0] == MAGIC)
+    except OSError:
+        return False
+
+
+def _exists(candidate: Path) -> bool:
+    return candidate.with_name(candidate.name + ".index").is_file() or candidate.is_file()
+
+
+def _sort_key(path: Path) -> tuple[float, int, str]:
+    index = path.with_name(path.name + ".index")
+    stat_path = index if index.is_file() else path
+    step = _STEP.search(path.name)
+    return stat_path.stat().st_mtime, int(step.group(1)) if step else -1, path.name
+
+
+def newest_checkpoint(directory: Path) -> tuple[Path | None, int]:
+    """Return the newest checkpoint in ``directory`` (bundles first, then V1 files) and a count."""
+    bundles = [
+        p.with_name(p.name[: -len(".index")]) for p in directory.glob("*.index") if p.is_file()
+    ]
+    if not bundles:
+        files = [
+            p
+            for p in sorted(directory.iterdir())[:_MAX_SCAN]
+            if p.is_file() and not _NOT_V1.search(p.name)
+        ]
+        bundles = [p for p in files if has_table_magic(p)]
+    if not bundles:
+        return None, 0
+    return max(bundles, key=_sort_key), len(bundles)
+
+
+def _listing(directory: Path) -> str:
+    try:
+        names = sorted(p.name for p in directory.iterdir())
+    except OSError:
+        return f"directory {directory} does not exist"
+    if not names:
+        return f"{directory} is empty"
+    shown = ", ".join(names[:12]) + (f", ... ({len(names)} entries)" if len(names) > 12 else "")
+    return f"{directory} contains: {shown}"
+
+
+def _resolve_dir(directory: Path) -> tuple[Path, list[str]]:
+    state = read_state_file(directory)
+    newest, count = newest_checkpoint(directory)
+    if state is None:
+        if newest is None:
+            raise CheckpointNotFoundError(
+                f"no checkpoint in directory {directory}: there is no '{STATE_FILE}' state file and "
+                f"no *.index or V1 checkpoint file. {_listing(directory)}"
+            )
+        note = (
+            []
+            if count == 1
+            else [
+                f"{directory} has no '{STATE_FILE}' state file; using the newest checkpoint, {newest.name}"
+            ]
+        )
+        return newest, note
+    named = Path(state.model_checkpoint_path)
+    candidate = named if named.is_absolute() else directory / named
+    if _exists(candidate):
+        return candidate, []
+    state_path = directory / STATE_FILE
+    beside = directory / named.name
+    if _exists(beside):
+        return beside, [
+            f"{state_path} names {str(named)!r}, which does not exist; using {beside.name} beside the state file"
+        ]
+    if newest is not None:
+        return newest, [
+            f"{state_path} names {str(named)!r}, which does not exist here or beside the state "
+            f"file; using the newest checkpoint present, {newest.name}"
+        ]
+    raise CheckpointNotFoundError(
+        f"{state_path} names {str(named)!r}, which does not exist (looked for {candidate} and "
+        f"{beside}), and no other checkpoint is present. {_listing(directory)}"
+    )
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[Path, list[str]]:
+    """Return the checkpoint prefix (or V1 file) that ``path`` designates, with warnings.
+
+    Accepts a prefix, a prefix with a ``.index``/``.meta``/``.data-*`` suffix, a training directory
+    (its ``checkpoint`` state file, falling back to the same basename beside it, then the newest
+    checkpoint present) or a V1 single file. Raises :class:`CheckpointNotFoundError` listing what
+    was looked for.
+
+    Example::
+
+        prefix, warnings = resolve_checkpoint("old/model.ckpt-1000.index")
+    """
+    given = Path(os.fspath(path)).expanduser()
+    if given.is_dir():
+        return _resolve_dir(given)
+    stripped = strip_suffix(given)
+    if stripped != given and _exists(stripped):
+        return stripped, []
+    if _exists(given):
+        return given, []
+    raise CheckpointNotFoundError(
+        f"no checkpoint at {given}: looked for {given}.index (TF1/TF2 bundle) and a V1 checkpoint "
+        f"file {given}. {_listing(given.parent)}"
+    )

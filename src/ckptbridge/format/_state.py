@@ -1,0 +1,119 @@
+"""The ``checkpoint`` state file (a text-format ``CheckpointState`` proto) of a training directory.
+
+::
+
+    model_checkpoint_path: "model.ckpt-1000"
+    all_model_checkpoint_paths: "model.ckpt-500"
+    all_model_checkpoint_paths: "model.ckpt-1000"
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ckptbridge._errors import CorruptCheckpointError
+
+STATE_FILE = "checkpoint"
+_LINE = re.compile(r'^\s*(\w+)\s*:\s*("(?:[^"\\]|\\.)*"|[-+0-9.eE]+)\s*$')
+
+
+@dataclass
+class CheckpointState:
+    """The current checkpoint of a directory and the ones kept before it (paths as written)."""
+
+    model_checkpoint_path: str
+    all_model_checkpoint_paths: list[str] = field(default_factory=list)
+
+
+def _unquote(text: str) -> str:
+    # Text-format strings use C escapes (\\", \\n, octal), which escape_decode understands.
+    value, _ = codecs.escape_decode(text[1:-1].encode("utf-8"))
+    return value.decode("utf-8", "replace")
+
+
+def read_state_file(directory: str | os.PathLike[str]) -> CheckpointState | None:
+    """Parse ``<directory>/checkpoint``; None when there is no state file.
+
+    Example::
+
+        state = read_state_file("train_dir")
+        state.model_checkpoint_path if state else None
+    """
+    path = Path(directory) / STATE_FILE
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    current: str | None = None
+    every: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            raise CorruptCheckpointError(
+                f"{path}:{number}: expected 'field: \"value\"' lines of a CheckpointState, found "
+                f"{line.strip()[:60]!r}. Delete the state file or fix that line."
+            )
+        name, raw = match.groups()
+        if name == "model_checkpoint_path" and raw.startswith('"'):
+            current = _unquote(raw)
+        elif name == "all_model_checkpoint_paths" and raw.startswith('"'):
+            every.append(_unquote(raw))
+    if current is None:
+        if not every:
+            raise CorruptCheckpointError(f"{path} names no model_checkpoint_path")
+        current = every[-1]
+    return CheckpointState(current, every)
+
+
+def _relative(directory: Path, path: str) -> str:
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            return str(candidate.relative_to(directory.resolve()))
+        except ValueError:
+            return str(candidate)
+    return path
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def write_state_file(
+    directory: str | os.PathLike[str],
+    model_checkpoint_path: str,
+    all_model_checkpoint_paths: Sequence[str],
+) -> Path:
+    """Write ``<directory>/checkpoint`` atomically; paths inside the directory become relative.
+
+    Example::
+
+        write_state_file("out", "model.ckpt-1000", ["model.ckpt-500", "model.ckpt-1000"])
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    current = _relative(folder, model_checkpoint_path)
+    every = [_relative(folder, p) for p in all_model_checkpoint_paths]
+    if current not in every:
+        every.append(current)
+    lines = [f"model_checkpoint_path: {_quote(current)}"]
+    lines += [f"all_model_checkpoint_paths: {_quote(p)}" for p in every]
+    target = folder / STATE_FILE
+    temp = folder / f".{STATE_FILE}.tmp{secrets.token_hex(4)}"
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,64 @@
+"""Plain value types shared by every checkpoint reader and writer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+
+class CheckpointKind(str, Enum):
+    """What kind of checkpoint a path holds.
+
+    Example::
+
+        >>> CheckpointKind("tf2").name
+        'TF2'
+    """
+
+    TF1 = "tf1"  # name-based tensor bundle (.index + .data-*), written by tf.compat.v1 Saver
+    TF1_V1 = "tf1-v1"  # the pre-2017 single-file format
+    TF2 = "tf2"  # object-based bundle: has the _CHECKPOINTABLE_OBJECT_GRAPH entry
+
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tensor stored in a checkpoint (slices of partitioned variables appear once, whole).
+
+    ``nbytes`` is the number of bytes stored on disk (for sliced entries, summed over the slices).
+
+    Example::
+
+        >>> Entry("w", "float32", (2, 3), 24, False).size
+        6
+    """
+
+    key: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    sliced: bool
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class RawLocation:
+    """Where an entry's raw bytes live in a data shard, for byte-for-byte copies.
+
+    ``crc32c`` is the masked CRC32C exactly as the index stores it.
+    """
+
+    path: Path
+    offset: int
+    size: int
+    crc32c: int
+    dtype: str
+    shape: tuple[int, ...]

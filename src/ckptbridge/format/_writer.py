@@ -1,0 +1,277 @@
+"""Streaming, atomic writer of the tensor-bundle format that TensorFlow reads.
+
+One tensor is in memory at a time (none for :meth:`BundleWriter.add_raw`, which copies bytes from a
+source shard in chunks). Data goes to temporary files; :meth:`BundleWriter.finish` fsyncs them,
+renames them to ``<prefix>.data-NNNNN-of-MMMMM`` and writes the ``.index`` last::
+
+    with BundleWriter("out/model.ckpt") as writer:
+        writer.add("dense/kernel", kernel)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import google_crc32c
+import numpy as np
+
+from ckptbridge._errors import CkptBridgeError, ConversionError, CorruptCheckpointError
+from ckptbridge.format._bundle import MAX_SHARDS, data_path
+from ckptbridge.format._bundle_proto import (
+    EntryProto,
+    Extent,
+    encode_entry,
+    encode_header,
+    encode_slice_key,
+)
+from ckptbridge.format._dtypes import (
+    UnknownDtypeError,
+    enum_from_name,
+    name_from_numpy,
+    numpy_dtype,
+)
+from ckptbridge.format._strings import encode_strings
+from ckptbridge.format._table import build_table, mask_crc, unmask_crc
+from ckptbridge.format._types import RawLocation
+
+CHUNK = 8 << 20
+
+
+class _Shard:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: BinaryIO = path.open("wb")
+        self.size = 0
+
+
+class BundleWriter:
+    """Write a tensor bundle; a context manager that finishes on success and aborts on error.
+
+    ``max_shard_bytes`` starts a new data shard when the next tensor would exceed it (a tensor is
+    never split across shards).
+    """
+
+    def __init__(
+        self, prefix: str | os.PathLike[str], *, max_shard_bytes: int | None = None
+    ) -> None:
+        self.prefix = Path(prefix)
+        if max_shard_bytes is not None and max_shard_bytes <= 0:
+            raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
+        self.max_shard_bytes = max_shard_bytes
+        self.prefix.parent.mkdir(parents=True, exist_ok=True)
+        self._token = secrets.token_hex(6)
+        self._shards: list[_Shard] = []
+        self._entries: dict[bytes, EntryProto] = {}
+        self._closed = False
+
+    # -- context manager -----------------------------------------------------------------------
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            self.abort()
+
+    # -- adding --------------------------------------------------------------------------------
+    def _check_key(self, key: bytes) -> None:
+        if self._closed:
+            raise ConversionError(f"BundleWriter for {self.prefix} is already finished or aborted")
+        if not key:
+            raise ConversionError("an entry key must not be empty (the empty key holds the header)")
+        if key in self._entries:
+            raise ConversionError(
+                f"duplicate entry {key.decode('utf-8', 'replace')!r} for {self.prefix}"
+            )
+
+    def _shard_for(self, size: int) -> _Shard:
+        current = self._shards[-1] if self._shards else None
+        limit = self.max_shard_bytes
+        if current is None or (limit is not None and current.size and current.size + size > limit):
+            if len(self._shards) >= MAX_SHARDS:
+                raise ConversionError(
+                    f"{self.prefix}: more than {MAX_SHARDS} shards; raise max_shard_bytes"
+                )
+            name = f"{self.prefix.name}.data-tmp{len(self._shards):05d}.tempstate{self._token}"
+            current = _Shard(self.prefix.with_name(name))
+            self._shards.append(current)
+        return current
+
+    def _append(
+        self, key: bytes, dtype: str, shape: tuple[int, ...], data: Any, crc: int, size: int
+    ) -> None:
+        shard = self._shard_for(size)
+        shard.file.write(data)
+        self._entries[key] = EntryProto(
+            dtype=enum_from_name(dtype), shape=shape, shard_id=len(self._shards) - 1,
+            offset=shard.size, size=size, crc32c=mask_crc(crc),
+        )  # fmt: skip
+        shard.size += size
+
+    def _add_bytes(self, key: bytes, array: np.ndarray[Any, Any]) -> None:
+        self._check_key(key)
+        try:
+            dtype = name_from_numpy(array.dtype)
+        except UnknownDtypeError as exc:
+            raise ConversionError(f"entry {key.decode('utf-8', 'replace')!r}: {exc}") from None
+        shape = tuple(int(d) for d in array.shape)
+        if dtype == "string":
+            data, crc = encode_strings(array.reshape(-1).tolist())
+            self._append(key, dtype, shape, data, crc, len(data))
+            return
+        flat = np.ascontiguousarray(array, dtype=numpy_dtype(dtype)).reshape(-1).view(np.uint8)
+        self._append(key, dtype, shape, flat, google_crc32c.value(flat), flat.size)
+
+    def add(self, key: str, array: np.ndarray[Any, Any] | Any) -> None:
+        """Add one whole tensor (any numpy array, or anything ``np.asarray`` accepts).
+
+        Example::
+
+            writer.add("global_step", np.int64(1000))
+        """
+        self._add_bytes(key.encode("utf-8"), np.asarray(array))
+
+    def add_raw(self, key: str, src: RawLocation) -> None:
+        """Copy a tensor's bytes from a source shard without decoding, verifying its CRC32C.
+
+        Example::
+
+            writer.add_raw("new/name", reader.raw_location("old/name"))
+        """
+        encoded = key.encode("utf-8")
+        self._check_key(encoded)
+        expected = math.prod(src.shape) * numpy_dtype(src.dtype).itemsize
+        if src.size != expected:
+            raise ConversionError(
+                f"raw source for {key!r}: {src.size} bytes, shape needs {expected}"
+            )
+        shard = self._shard_for(src.size)
+        start = shard.size
+        crc = 0
+        with src.path.open("rb") as source:
+            source.seek(src.offset)
+            remaining = src.size
+            while remaining:
+                chunk = source.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                crc = google_crc32c.extend(crc, chunk)
+                shard.file.write(chunk)
+                remaining -= len(chunk)
+        if remaining or crc != unmask_crc(src.crc32c):
+            shard.file.seek(start)
+            shard.file.truncate()
+            raise CorruptCheckpointError(
+                f"{src.path}: bytes {src.offset}..{src.offset + src.size} for {key!r} are "
+                f"{'truncated' if remaining else 'damaged (CRC32C mismatch)'}; nothing was copied"
+            )
+        self._entries[encoded] = EntryProto(
+            dtype=enum_from_name(src.dtype), shape=src.shape, shard_id=len(self._shards) - 1,
+            offset=start, size=src.size, crc32c=src.crc32c,
+        )  # fmt: skip
+        shard.size += src.size
+
+    def add_slice(
+        self,
+        key: str,
+        full_shape: tuple[int, ...],
+        offset: tuple[int, ...],
+        array: np.ndarray[Any, Any],
+    ) -> None:
+        """Add one slice of a partitioned variable at ``offset`` within ``full_shape``.
+
+        Example::
+
+            writer.add_slice("emb", (10, 4), (0, 0), part0)   # rows 0..4
+            writer.add_slice("emb", (10, 4), (5, 0), part1)   # rows 5..9
+        """
+        array = np.asarray(array)
+        full = tuple(int(d) for d in full_shape)
+        if (
+            len(offset) != len(full)
+            or array.ndim != len(full)
+            or any(o < 0 or o + n > d for o, n, d in zip(offset, array.shape, full, strict=False))
+        ):
+            raise ConversionError(
+                f"slice of {key!r}: offset {tuple(offset)} + shape {array.shape} does not fit in {full}"
+            )
+        extents: list[Extent] = [
+            (o, None) if (o == 0 and n == d) else (o, n)
+            for o, n, d in zip(offset, array.shape, full, strict=True)
+        ]
+        if all(length is None for _, length in extents):
+            self.add(key, array)
+            return
+        self._add_bytes(encode_slice_key(key, extents), array)
+        dtype = enum_from_name(name_from_numpy(array.dtype))
+        encoded = key.encode("utf-8")
+        entry = self._entries.get(encoded)
+        if entry is None:
+            entry = self._entries[encoded] = EntryProto(dtype=dtype, shape=full)
+        elif not entry.slices or entry.dtype != dtype or entry.shape != full:
+            raise ConversionError(
+                f"slice of {key!r} conflicts with its earlier entry (dtype/shape)"
+            )
+        entry.slices.append(extents)
+
+    # -- finishing -----------------------------------------------------------------------------
+    def finish(self) -> Path:
+        """Write everything durably: shards renamed into place, then the index. Return the prefix."""
+        if self._closed:
+            raise ConversionError(f"BundleWriter for {self.prefix} is already finished or aborted")
+        try:
+            if not self._shards:
+                self._shard_for(0)
+            total = len(self._shards)
+            for number, shard in enumerate(self._shards):
+                shard.file.flush()
+                os.fsync(shard.file.fileno())
+                shard.file.close()
+                os.replace(shard.path, data_path(self.prefix, number, total))
+            items = [(b"", encode_header(total))]
+            items += [(key, encode_entry(self._entries[key])) for key in sorted(self._entries)]
+            index = self.prefix.with_name(f"{self.prefix.name}.index.tempstate{self._token}")
+            with index.open("wb") as handle:
+                handle.write(build_table(items))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(index, self.prefix.with_name(self.prefix.name + ".index"))
+            _fsync_dir(self.prefix.parent)
+        except OSError as exc:
+            self.abort()
+            raise ConversionError(f"writing checkpoint {self.prefix} failed: {exc}") from exc
+        except CkptBridgeError:
+            self.abort()
+            raise
+        self._closed = True
+        return self.prefix
+
+    def abort(self) -> None:
+        """Close and delete the temporary files; nothing appears under the prefix."""
+        self._closed = True
+        for shard in self._shards:
+            shard.file.close()
+            shard.path.unlink(missing_ok=True)
+        self.prefix.with_name(f"{self.prefix.name}.index.tempstate{self._token}").unlink(
+            missing_ok=True
+        )
+        self._shards.clear()
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

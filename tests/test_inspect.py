@@ -1,0 +1,81 @@
+"""`ckptbridge.inspect` and `ckptbridge.load_variables` on real checkpoints, without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import ckptbridge
+from ckptbridge.format import OBJECT_GRAPH_KEY, BundleWriter, ObjectGraph, variable_key
+
+
+def test_inspect_tf1_directory(corpus: Path) -> None:
+    info = ckptbridge.inspect(corpus / "Hishmad__basic-machine-learning" / "iris_model")
+    assert info.kind.value == "tf1"
+    assert info.prefix.endswith("model.ckpt-8000")
+    assert len(info.entries) == 18 and info.entries[0].key == "dnn/hiddenlayer_0/biases"
+    assert info.meta is not None and info.meta["tf_version"] == "1.0.0"
+    assert info.warnings and "beside the state file" in info.warnings[0]
+    text = str(info)
+    assert "kind        tf1" in text and "dnn/logits/weights" in text and "[10, 3]" in text
+    document = json.loads(info.to_json())
+    assert document["entries"][0] == {
+        "key": "dnn/hiddenlayer_0/biases",
+        "dtype": "float32",
+        "shape": [10],
+        "nbytes": 40,
+        "sliced": False,
+    }
+    assert document["total_bytes"] == info.total_bytes
+
+
+def test_inspect_tf2_lists_object_paths(tmp_path: Path) -> None:
+    graph = ObjectGraph.from_variables(["model/dense/kernel"])
+    with BundleWriter(tmp_path / "ckpt") as writer:
+        writer.add(variable_key("model/dense/kernel"), np.ones((2, 2), np.float32))
+        writer.add(OBJECT_GRAPH_KEY, np.array(graph.encode(), dtype=object))
+    info = ckptbridge.inspect(tmp_path / "ckpt")
+    assert info.kind.value == "tf2"
+    assert info.objects == [
+        {"key": "model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE", "path": "model/dense/kernel",
+         "paths": ["model/dense/kernel"], "slot_of": None, "slot_name": None, "optimizer_path": None}
+    ]  # fmt: skip
+    assert "model/dense/kernel" in str(info)
+    variables = ckptbridge.load_variables(tmp_path / "ckpt")
+    assert list(variables) == [variable_key("model/dense/kernel")]
+
+
+def test_load_variables_returns_writable_copies(corpus: Path) -> None:
+    variables = ckptbridge.load_variables(corpus / "CR-Ko__BNN" / "model-basic")
+    assert sorted(variables) == ["v1", "v2"]
+    variables["v1"] += 1
+    np.testing.assert_allclose(variables["v1"], [1.1, 1.1], rtol=1e-6)
+
+
+def test_inspect_does_not_import_tensorflow(corpus: Path) -> None:
+    code = (
+        "import sys, ckptbridge\n"
+        f"info = ckptbridge.inspect({str(corpus / 'fv0008__char-rnn-writer')!r})\n"
+        "ckptbridge.load_variables(info.prefix)\n"
+        "print(len(info.entries), 'tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["17", "False"]
+
+
+def test_variant_entries_are_listed_but_not_loaded(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    iterator = iter(tf.data.Dataset.range(10))
+    next(iterator)
+    prefix = tf.train.Checkpoint(it=iterator, v=tf.Variable(2.0)).write(str(tmp_path / "ck"))
+    info = ckptbridge.inspect(prefix)
+    assert [(e.key, e.dtype) for e in info.entries][1:] == [
+        ("it/.ATTRIBUTES/ITERATOR_STATE", "variant"),
+        ("v/.ATTRIBUTES/VARIABLE_VALUE", "float32"),
+    ]
+    assert ckptbridge.load_variables(prefix) == {"v/.ATTRIBUTES/VARIABLE_VALUE": np.float32(2.0)}
