@@ -1,0 +1,32 @@
+"""Shared fixtures. TensorFlow is configured here, before any test imports it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# tf-keras provides the TF1 layers and RNN cells (tf.compat.v1.layers, tf.compat.v1.nn.rnn_cell);
+# Keras 3 stays importable as `keras`. Must be set before TensorFlow is imported.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _corpus_dir() -> Path:
+    env = os.environ.get("CKPTBRIDGE_CORPUS")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "corpus"
+
+
+CORPUS = _corpus_dir()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The read-only real-world checkpoint corpus (../shared/corpus). Never copy from it."""
+    if not CORPUS.is_dir():
+        pytest.fail(f"the checkpoint corpus is missing at {CORPUS}; set CKPTBRIDGE_CORPUS")
+    return CORPUS
