@@ -332,3 +332,37 @@ def test_same_name_wrong_shape_is_not_fed_from_elsewhere() -> None:
     plan = derive(src, [V("dense/kernel", (6, 4))])
     assert plan.matches == []
     assert plan.missing[0].why.startswith("'dense/kernel' has the same name but shape (4, 6), expected (6, 4)")
+
+
+def test_sublayers_in_another_order_are_never_matched_across_layers() -> None:
+    """BERT-like layers whose sub-layers come in another order on each side: LayerNorms of one
+    layer must not be lined up with the next layer's (a longest-common-subsequence alignment did)."""
+    H, I = 8, 16
+    src: list[VarSpec] = []
+    tgt: list[VarSpec] = []
+    for n in range(3):
+        b, k = f"bert/encoder/layer_{n}", f"transformer_layer_{n}"
+        src += [
+            VarSpec(f"{b}/attention/output/LayerNorm/gamma", (H,)),
+            VarSpec(f"{b}/attention/output/LayerNorm/beta", (H,)),
+            VarSpec(f"{b}/intermediate/dense/kernel", (H, I)),
+            VarSpec(f"{b}/intermediate/dense/bias", (I,)),
+            VarSpec(f"{b}/output/dense/kernel", (I, H)),
+            VarSpec(f"{b}/output/dense/bias", (H,)),
+            VarSpec(f"{b}/output/LayerNorm/gamma", (H,)),
+            VarSpec(f"{b}/output/LayerNorm/beta", (H,)),
+        ]
+        tgt += [
+            VarSpec(f"{k}/feedforward_intermediate_dense/kernel", (H, I)),
+            VarSpec(f"{k}/feedforward_intermediate_dense/bias", (I,)),
+            VarSpec(f"{k}/feedforward_layer_norm/gamma", (H,)),
+            VarSpec(f"{k}/feedforward_layer_norm/beta", (H,)),
+            VarSpec(f"{k}/feedforward_output_dense/kernel", (I, H)),
+            VarSpec(f"{k}/feedforward_output_dense/bias", (H,)),
+            VarSpec(f"{k}/self_attention_layer_norm/gamma", (H,)),
+            VarSpec(f"{k}/self_attention_layer_norm/beta", (H,)),
+        ]
+    plan = derive(src, tgt)
+    for m in plan.matches:
+        assert m.source.split("/")[2][-1] == m.target.split("/")[0][-1], (m.target, m.source, m.reason)
+    assert not plan.complete  # the LayerNorms are ambiguous: explained, not guessed

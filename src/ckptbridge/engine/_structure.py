@@ -2,7 +2,7 @@
 
 Each side is cut into groups (a layer's scope; an unnamed ``Variable_3`` or an unscoped name is a
 group of its own) and the two group sequences are aligned. Equal length and pairwise compatible:
-all match. Otherwise an LCS alignment, keeping only the pairs present in *every* optimal alignment.
+all match; groups whose signature has no counterpart on the other side may be set aside first.
 Leftovers are matched when their (leaf, shape), shape, or element count is unique on both sides.
 """
 
@@ -24,8 +24,6 @@ from ckptbridge.engine._names import (
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, fit, same_dtype
 from ckptbridge.rules._model import Step
-
-MAX_ALIGN_CELLS = 250_000  # n * m above this (500 x 500 groups): skip the LCS alignment (unique shapes still run)
 
 Group = list[VarSpec]
 Pairing = list[tuple[VarSpec, VarSpec, tuple[Step, ...]]]
@@ -110,75 +108,34 @@ def _signature(g: Group) -> tuple[int, ...]:
 
 
 def _take_aligned(st: State, src: list[Group], tgt: list[Group], reason: str) -> None:
+    """Match two group sequences one to one, in order, or not at all.
+
+    Gaps are trusted only when they explain themselves: a group whose signature has no counterpart on
+    the other side at all (a layer built but never used, a head the new model dropped) is set aside.
+    What remains must line up one to one with every pair compatible. A longest-common-subsequence
+    alignment is deliberately not used: where layers hold their sub-layers in another order (BERT's
+    LayerNorms), it lines up groups of the wrong layer with a unique optimum, a silent wrong mapping.
+    """
     if not src or not tgt:
         return
-    if len(src) == len(tgt):
-        pairings = [pair_groups(a, b) for a, b in zip(src, tgt, strict=True)]
-        if all(p is not None for p in pairings):
-            for p in pairings:
-                _take_pairing(st, p, reason)
-            return
-    if len(src) * len(tgt) > MAX_ALIGN_CELLS:
-        return
     sig_a, sig_b = [_signature(g) for g in src], [_signature(g) for g in tgt]
-    ok = [[sa == sb and pair_groups(a, b) is not None for b, sb in zip(tgt, sig_b, strict=True)]
-          for a, sa in zip(src, sig_a, strict=True)]  # fmt: skip
-    for i, j in unique_alignment(ok):
-        _take_pairing(st, pair_groups(src[i], tgt[j]), reason + " (alignment)")
+    have_a, have_b = set(sig_a), set(sig_b)
+    kept_src = [g for g, sig in zip(src, sig_a, strict=True) if sig in have_b]
+    kept_tgt = [g for g, sig in zip(tgt, sig_b, strict=True) if sig in have_a]
+    if not kept_src or len(kept_src) != len(kept_tgt):
+        return
+    pairings = [pair_groups(a, b) for a, b in zip(kept_src, kept_tgt, strict=True)]
+    if any(p is None for p in pairings):
+        return
+    if len(kept_src) < len(src) or len(kept_tgt) < len(tgt):
+        reason += " (layers with no counterpart set aside)"
+    for p in pairings:
+        _take_pairing(st, p, reason)
 
 
 def _take_pairing(st: State, pairing: Pairing | None, reason: str) -> None:
     for s, t, steps in pairing or ():
         st.take_pair(s, t, steps, reason)
-
-
-def _lcs_tables(ok: list[list[bool]]) -> tuple[list[list[int]], list[list[int]]]:
-    """Best alignment size and number of distinct optimal alignments, for every prefix pair."""
-    n, m = len(ok), len(ok[0]) if ok else 0
-    best = [[0] * (m + 1) for _ in range(n + 1)]
-    count = [[1] * (m + 1) for _ in range(n + 1)]
-    for i in range(1, n + 1):
-        row_ok, b_prev, b_cur, c_prev, c_cur = ok[i - 1], best[i - 1], best[i], count[i - 1], count[i]
-        for j in range(1, m + 1):
-            up, left, diag = b_prev[j], b_cur[j - 1], b_prev[j - 1]
-            v = max(up, left, diag + 1 if row_ok[j - 1] else -1)
-            c = 0
-            if row_ok[j - 1] and diag + 1 == v:
-                c += c_prev[j - 1]
-            if up == v:
-                c += c_prev[j]
-            if left == v:
-                c += c_cur[j - 1]
-            if diag == v:
-                c -= c_prev[j - 1]
-            b_cur[j], c_cur[j] = v, c
-    return best, count
-
-
-def unique_alignment(ok: list[list[bool]]) -> list[tuple[int, int]]:
-    """Pairs (i, j) that belong to every maximum order-preserving alignment of compatible pairs.
-
-    >>> unique_alignment([[True, False], [False, True]])
-    [(0, 0), (1, 1)]
-    """
-    n = len(ok)
-    m = len(ok[0]) if ok else 0
-    if not n or not m or not any(any(row) for row in ok):
-        return []
-    fb, fc = _lcs_tables(ok)
-    rev = [row[::-1] for row in ok[::-1]]
-    bb, bc = _lcs_tables(rev)
-    total, opt = fc[n][m], fb[n][m]
-    out = []
-    for i in range(n):
-        for j in range(m):
-            if not ok[i][j]:
-                continue
-            # suffix a[i+1:], b[j+1:] is prefix (n-i-1, m-j-1) of the reversed problem
-            after_b, after_c = bb[n - i - 1][m - j - 1], bc[n - i - 1][m - j - 1]
-            if fb[i][j] + 1 + after_b == opt and fc[i][j] * after_c == total:
-                out.append((i, j))
-    return out
 
 
 def _unique(st: State, key: Callable[[VarSpec], Hashable], reason: str, *, need_leaf: bool = False) -> None:
