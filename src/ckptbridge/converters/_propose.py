@@ -1,4 +1,5 @@
-"""The engine's hook: propose matches for RNN cells before name and structure matching."""
+"""The engine's hook: propose matches for RNN cells and attention blocks before name and
+structure matching."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ckptbridge._errors import RulesError
+from ckptbridge.converters._attention import propose_attention
 from ckptbridge.converters._cells import Cell, detect_cells
 from ckptbridge.converters._common import refuse
 from ckptbridge.converters._gru import gru_to_keras, gru_to_tf1
@@ -32,7 +34,10 @@ class ConverterResult:
 def propose(
     source: Sequence[VarSpec], target: Sequence[VarSpec], options: Options | None = None
 ) -> ConverterResult:
-    """Match RNN cells across the TF1/Keras divide, in either direction. Pure: no TF, no I/O.
+    """Match RNN cells and attention blocks across the TF1/Keras divide, in either direction.
+
+    Pure: no TF, no I/O. Attention (``converters._attention``): TF1 ``[H, H]`` query/key/value/
+    output dense kernels <-> Keras ``MultiHeadAttention``'s ``EinsumDense`` kernels, pure reshapes.
 
     TF1 cells (``BasicLSTMCell``, ``LSTMCell``, ``GRUCell``, ``BasicRNNCell``, in ``MultiRNNCell``
     or ``bidirectional_rnn``) on one side are paired with Keras ``LSTM`` / ``GRU`` / ``SimpleRNN``
@@ -63,7 +68,18 @@ def propose(
                 result.matches.append(item)
             else:
                 result.unmatched.append(item)
+    _add_attention(result, source, target)
     return result
+
+
+def _add_attention(
+    result: ConverterResult, source: Sequence[VarSpec], target: Sequence[VarSpec]
+) -> None:
+    """Attention blocks (``converters._attention``): targets no RNN converter decided."""
+    decided = {m.target for m in result.matches} | {u.target for u in result.unmatched}
+    matches, refused = propose_attention(source, target)
+    result.matches.extend(m for m in matches if m.target not in decided)
+    result.unmatched.extend(u for u in refused if u.target not in decided)
 
 
 def _convert(
