@@ -7,9 +7,10 @@ import importlib
 import importlib.util
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from ckptbridge._errors import CkptBridgeError, MappingError
+from ckptbridge._errors import CkptBridgeError, MappingError, RulesError
 from ckptbridge.engine._apply_rules import (
     apply_ignores,
     apply_map,
@@ -117,13 +118,57 @@ def _run_converters(st: State, options: Options) -> None:
 
 
 def _use_ema(st: State) -> None:
+    """``options.use_ema``: feed every matched variable from its ``<source>/ExponentialMovingAverage``.
+
+    What TF1's ``Saver(ema.variables_to_restore())`` does: averaged variables come from their
+    shadows, the others (typically batch-norm moving statistics, which TF1 code rarely averages)
+    keep their raw value; such a match says so in its reason (explicit ``map``/``transforms`` pairs
+    keep theirs) and one plan note lists them all. A checkpoint with no shadow for
+    any matched variable is a :class:`RulesError`: the option cannot do what it asks. Raw weights
+    replaced by their shadows are left over (``unused``) unless another match still reads them.
+    """
     shadows = {a.of: a.name for a in st.aux.values() if a.kind == "ema_shadow" and a.of}
-    for target, m in list(st.matches.items()):
-        shadow = shadows.get(m.source) if len(m.sources) == 1 else None
-        if shadow is None or shadow not in st.free_src:
+    matches = [st.matches[n] for n in st.targets if n in st.matches  # model order; optimizer
+               and not all(s in st.aux for s in st.matches[n].sources)]  # state is never averaged
+    if not matches:
+        return
+    if not any(s in shadows for m in matches for s in m.sources):
+        raise RulesError(_no_shadow_message(matches, len(shadows)))
+    replaced: set[str] = set()
+    raw: list[str] = []
+    for m in matches:
+        new = tuple(shadows.get(s, s) for s in m.sources)
+        kept = [s for s, n in zip(m.sources, new, strict=True) if s == n]
+        if len(kept) == len(new):
+            raw.append(m.target)
+            if not m.reason.startswith(("rule map[", "rule transforms[")):  # explicit pairs stay
+                st.matches[m.target] = replace(m, reason=f"{m.reason}{_RAW_KEPT}")
             continue
-        st.free_src[m.source] = None  # the raw weight is left over; the shadow is used instead
-        st.take((shadow,), target, m.steps, f"{m.reason} + EMA shadow (options.use_ema)")
+        replaced.update(s for s in m.sources if s not in kept)
+        note = f" ({', '.join(kept)} kept raw: no shadow)" if kept else ""
+        st.take(new, m.target, m.steps, f"{m.reason} + EMA shadow (options.use_ema){note}")
+    still_read = {s for m in st.matches.values() for s in m.sources}
+    for s in replaced - still_read:
+        st.free_src[s] = None
+    if raw:
+        shown = ", ".join(raw[:5]) + (f" and {len(raw) - 5} more" if len(raw) > 5 else "")
+        st.unused_rules.append(f"options.use_ema: {len(raw)} of {len(matches)} matched variables "
+                               f"have no EMA shadow and keep their raw weights: {shown}")  # fmt: skip
+
+
+_RAW_KEPT = " + raw weight: no EMA shadow in the checkpoint (as TF1's variables_to_restore())"
+
+
+def _no_shadow_message(matches: list[Match], n_shadows: int) -> str:
+    example = matches[0].source
+    others = f"; its {n_shadows} shadow(s) belong to no matched variable" if n_shadows else ""
+    return (
+        f"options.use_ema is true, but the checkpoint has no ExponentialMovingAverage shadow for "
+        f"any of the {len(matches)} matched variables (e.g. no {example + '/ExponentialMovingAverage'!r} "
+        f"beside {example!r}){others}. Expected the checkpoint written by a training job that "
+        "applied tf.train.ExponentialMovingAverage. Fix: remove options.use_ema to restore the "
+        "raw weights, or point at the checkpoint that holds the shadows."
+    )
 
 
 def _apply_transforms(st: State, rules: Rules) -> None:
