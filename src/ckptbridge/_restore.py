@@ -14,6 +14,7 @@ from typing import Any
 
 from ckptbridge._errors import MappingError, not_found_error_class
 from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match, Unmatched
+from ckptbridge.optim._types import OptimizerPlan
 from ckptbridge.rules._model import Reshape, Rules
 
 __all__ = ["RestoreReport", "describe_steps", "restore_into"]
@@ -42,7 +43,10 @@ def _shape(shape: tuple[int, ...]) -> str:
 class RestoreReport:
     """What a restore did: every matched variable with its source(s), reason and transform;
     what stayed missing; checkpoint entries left unused; auxiliary entries (optimizer state,
-    counters, EMA shadows) recognised as such.
+    counters, EMA shadows) recognised as such. With ``options.optimizer_state`` the restored
+    optimizer variables are in ``matched`` too (and alone in ``optimizer``), each with the slot or
+    counters it came from; those entries are then no longer auxiliary. ``notes``: what the user
+    should know about that state (hyperparameters taken on trust, approximations).
 
     >>> report = ckptbridge.restore(model, "old/model.ckpt-1000")
     >>> report.assert_consumed()
@@ -56,6 +60,8 @@ class RestoreReport:
     auxiliary: list[Auxiliary] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     plan: MappingPlan | None = field(default=None, repr=False, compare=False)
+    optimizer: list[Match] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_plan(cls, plan: MappingPlan, *, checkpoint: str, model: str) -> RestoreReport:
@@ -70,6 +76,17 @@ class RestoreReport:
             ignored=list(plan.ignored),
             plan=plan,
         )
+
+    def add_optimizer(self, plan: OptimizerPlan) -> None:
+        """Record a restored optimizer state: its variables join ``matched`` (and ``optimizer``),
+        the slots and counters they read leave ``auxiliary``; unfilled ones join ``missing``."""
+        rows = plan.as_matches()
+        self.optimizer = rows
+        self.matched += rows
+        self.missing += plan.missing
+        used = plan.used_sources
+        self.auxiliary = [a for a in self.auxiliary if a.name not in used]
+        self.notes += plan.notes
 
     @property
     def complete(self) -> bool:
@@ -124,6 +141,8 @@ class RestoreReport:
             "unused": list(self.unused),
             "auxiliary": [{"name": a.name, "kind": a.kind, "of": a.of} for a in self.auxiliary],
             "ignored": list(self.ignored),
+            "optimizer": [m.target for m in self.optimizer],
+            "notes": list(self.notes),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -154,6 +173,7 @@ class RestoreReport:
             lines.append(f"Ignored by rules ({len(self.ignored)}): {', '.join(self.ignored[:10])}")
         lines.append(f"Unused ({len(self.unused)})" + (":" if self.unused else ""))
         lines += [f"  {k}" for k in self.unused[:_MAX_ROWS]]
+        lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -243,7 +263,9 @@ def restore_into(
 
     ``strict`` holds when both the call and the rules' ``options.strict`` ask for it (the rules
     may relax it). Raises ``ckptbridge.NotFoundError`` before any assignment when strict and a
-    variable has no source.
+    variable has no source. ``rules.options.optimizer_state``: also restore ``model.optimizer``
+    from the TF1 slots (see :mod:`ckptbridge.optim`), mapped, read and checked before anything is
+    assigned (building the optimizer's slots if it has none yet).
 
     >>> restore_into(model, "old/model.ckpt-1000", Rules(), strict=True).complete
     True
@@ -266,7 +288,30 @@ def restore_into(
         )
         if strict and not plan.complete:
             _raise_not_found(plan)
+        prepared = _prepare_optimizer(model, live, ckpt, plan, rules, strict=strict)
         values = _read_values(ckpt, plan)
         check_values(live, values)
         assign_values(live, values)
-    return RestoreReport.from_plan(plan, checkpoint=label, model=f"model {live.label!r}")
+        if prepared is not None:
+            _assign_optimizer(prepared)
+    report = RestoreReport.from_plan(plan, checkpoint=label, model=f"model {live.label!r}")
+    if prepared is not None:
+        report.add_optimizer(prepared.plan)
+    return report
+
+
+def _prepare_optimizer(
+    model: Any, live: Any, ckpt: Any, plan: MappingPlan, rules: Rules, *, strict: bool
+) -> Any:
+    """``options.optimizer_state``: map, read and check the optimizer state (see ckptbridge.optim)."""
+    if not rules.options.optimizer_state:
+        return None
+    from ckptbridge.optim._hook import prepare_restore
+
+    return prepare_restore(model, live.variables, ckpt, plan, strict=strict)
+
+
+def _assign_optimizer(prepared: Any) -> None:
+    from ckptbridge.optim._live import assign_optimizer
+
+    assign_optimizer(prepared.live, prepared.values)
