@@ -1,0 +1,137 @@
+"""Benchmark ``ckptbridge convert`` as a whole CLI process against ``cp -r`` (run by hand).
+
+Rename-only conversion of the ~530 MB VGG-16-sized TF1 checkpoint (TF-slim names) to a TF2
+template of ``keras.applications.VGG16(weights=None)``, alternated with ``cp -r`` of the same
+directory; then ``--link``; then a conversion whose every tensor goes through a real transform
+(``add 0.0``: decoded, transformed, re-encoded), as throughput against the copy. Peak RSS of each
+child comes from ``os.wait4``. Targets (issue 4): convert within 2x of ``cp -r``, peak RSS under
+300 MB, ``--link`` under 0.5 s, transforms at 50% or more of copy throughput::
+
+    python benchmarks/make_vgg16.py          # once: benchmarks/_data/vgg16
+    python benchmarks/bench_convert.py [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "_data"
+SRC = DATA / "vgg16"
+TEMPLATE = DATA / "vgg16_tf2_template" / "ckpt"
+
+# As an installed package runs: with compiled bytecode (kept out of the source tree).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(DATA / "pycache")
+
+MAKE_TEMPLATE = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras, tensorflow as tf
+print(tf.train.Checkpoint(model=keras.applications.VGG16(weights=None)).write(sys.argv[1]))
+"""
+
+# Until the lead registers the commands in ckptbridge._cli, run them the same way it will.
+RUNNER = """
+import argparse, sys
+from ckptbridge import _cli, _cli_commands as c
+if "convert" in getattr(_cli, "COMMANDS", {}):
+    sys.exit(_cli.main(sys.argv[1:]))
+p = argparse.ArgumentParser(prog="ckptbridge"); sub = p.add_subparsers(dest="command")
+c.add_convert(sub)
+sys.exit(c.run_convert(p.parse_args(sys.argv[1:])))
+"""
+
+
+def run(argv: list[str]) -> tuple[float, int]:
+    """Run a child process; return (wall seconds, peak RSS in MB).
+
+    Dirty pages of the previous run are flushed first (untimed), so no run pays for another's
+    writeback.
+    """
+    os.sync()
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=CHILD_ENV)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{argv[:4]}... failed with status {status}")
+    return elapsed, usage.ru_maxrss // 1024
+
+
+def convert_argv(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-c", RUNNER, "convert", str(SRC), "--target", str(TEMPLATE),
+            "--out", str(out), *extra]  # fmt: skip
+
+
+def size_of(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    if not (SRC / "checkpoint").exists():
+        subprocess.run([sys.executable, str(Path(__file__).with_name("make_vgg16.py"))], check=True)
+    if not Path(f"{TEMPLATE}.index").exists():
+        subprocess.run([sys.executable, "-c", MAKE_TEMPLATE, str(TEMPLATE)], check=True)
+    nbytes = size_of(SRC)
+    work = Path(tempfile.mkdtemp(prefix="bench-convert-", dir=DATA))
+    results: dict[str, list[tuple[float, int]]] = {
+        "cp": [],
+        "convert": [],
+        "link": [],
+        "transform": [],
+    }
+    rules = work / "transform.yaml"
+    rules.write_text("transforms:\n  - {target: '.*', steps: [{op: add, value: 0.0}]}\n")
+    try:
+        run(convert_argv(work / "warmup"))  # writes the bytecode cache; not measured
+        shutil.rmtree(work / "warmup")
+        for i in range(args.reps):
+            if i % 2:  # alternate which of the two goes first
+                results["convert"].append(run(convert_argv(work / f"conv{i}")))
+                results["cp"].append(run(["cp", "-r", str(SRC), str(work / f"cp{i}")]))
+            else:
+                results["cp"].append(run(["cp", "-r", str(SRC), str(work / f"cp{i}")]))
+                results["convert"].append(run(convert_argv(work / f"conv{i}")))
+            results["link"].append(run(convert_argv(work / f"link{i}", "--link")))
+            results["transform"].append(run(convert_argv(work / f"tr{i}", "--rules", str(rules))))
+            for name in (f"cp{i}", f"conv{i}", f"link{i}", f"tr{i}"):
+                shutil.rmtree(work / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
+    rss = {k: max(m for _, m in v) for k, v in results.items()}
+    mb = nbytes / 2**20
+    summary = {
+        "checkpoint_mb": round(mb, 1),
+        "reps": args.reps,
+        "median_seconds": {k: round(v, 3) for k, v in med.items()},
+        "peak_rss_mb": rss,
+        "convert_vs_cp": round(med["convert"] / med["cp"], 2),
+        "throughput_mb_s": {k: round(mb / v, 1) for k, v in med.items()},
+        "transform_vs_copy_throughput": round(med["cp"] / med["transform"], 2),
+        "all_seconds": {k: [round(t, 3) for t, _ in v] for k, v in results.items()},
+    }
+    print(json.dumps(summary, indent=2))
+    print(
+        f"convert {med['convert']:.2f}s vs cp -r {med['cp']:.2f}s = {summary['convert_vs_cp']}x "
+        f"(target <= 2x); peak RSS {rss['convert']} MB (< 300); --link {med['link']:.2f}s (< 0.5); "
+        f"transformed {summary['throughput_mb_s']['transform']} MB/s = "
+        f"{summary['transform_vs_copy_throughput']:.0%} of cp (>= 50%)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
