@@ -35,9 +35,17 @@ def build(n_vars: int, case: str) -> tuple[list[VarSpec], list[VarSpec]]:
             key = (f"net/{_layer_name(i)}/{tf1_leaf}" if case == "names"
                    else f"net/block{i}/fc/{tf1_leaf}")  # fmt: skip
             shape = shapes[leaf]
-            src += [VarSpec(key, shape), VarSpec(f"{key}/Adam", shape), VarSpec(f"{key}/Adam_1", shape)]
+            src += [
+                VarSpec(key, shape),
+                VarSpec(f"{key}/Adam", shape),
+                VarSpec(f"{key}/Adam_1", shape),
+            ]
             tgt.append(VarSpec(f"sequential/{_layer_name(i)}/{leaf}", shape, order=len(tgt)))
-    src += [VarSpec("beta1_power", ()), VarSpec("beta2_power", ()), VarSpec("global_step", (), "int64")]
+    src += [
+        VarSpec("beta1_power", ()),
+        VarSpec("beta2_power", ()),
+        VarSpec("global_step", (), "int64"),
+    ]
     return src, tgt
 
 

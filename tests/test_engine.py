@@ -49,7 +49,9 @@ def test_sequential_scope_in_front_uses_unique_common_suffix() -> None:
     tgt = keras_dense([(4, 8), (8, 2)], prefix="sequential/")
     plan = derive(src, tgt)
     assert pairs(plan) == {f"sequential/{s.name}": s.name for s in src}
-    assert plan.match_for("sequential/dense_1/kernel").reason == "common path suffix 'dense_1/kernel'"  # type: ignore[union-attr]
+    assert (
+        plan.match_for("sequential/dense_1/kernel").reason == "common path suffix 'dense_1/kernel'"
+    )  # type: ignore[union-attr]
 
 
 def test_tf2_aliases_take_part_in_name_matching() -> None:
@@ -110,7 +112,9 @@ def test_unnamed_variables_weights_first_then_biases() -> None:
 
 
 def test_unnamed_variables_follow_natural_order_not_string_order() -> None:
-    src = [V("Variable" + (f"_{i}" if i else ""), (8, 8) if i % 2 == 0 else (8,)) for i in range(12)]
+    src = [
+        V("Variable" + (f"_{i}" if i else ""), (8, 8) if i % 2 == 0 else (8,)) for i in range(12)
+    ]
     plan = derive(src, keras_dense([(8, 8)] * 6, suffix=":0"))
     assert plan.complete
     assert plan.match_for("dense_5/kernel:0").source == "Variable_10"  # type: ignore[union-attr]
@@ -133,7 +137,9 @@ def test_conv_scopes_to_keras_auto_names() -> None:
 
 
 def test_tf1_2_linear_regression_into_dense_1() -> None:
-    plan = derive([V("weight", (1,)), V("bias", (1,))], [V("dense/kernel", (1, 1)), V("dense/bias", (1,))])
+    plan = derive(
+        [V("weight", (1,)), V("bias", (1,))], [V("dense/kernel", (1, 1)), V("dense/bias", (1,))]
+    )
     assert pairs(plan) == {"dense/kernel": "weight", "dense/bias": "bias"}
     kernel = plan.match_for("dense/kernel")
     assert kernel is not None and kernel.steps == (Reshape(shape=(1, 1)),)
@@ -147,7 +153,10 @@ def test_tf2_layer_with_weights_keys_sort_naturally() -> None:
                 V(f"model/layer_with_weights-{i}/bias{attr}", (6,))]  # fmt: skip
     plan = derive(src, keras_dense([(6, 6)] * 12, prefix="functional/"))
     assert plan.complete
-    assert plan.match_for("functional/dense_10/kernel").source == f"model/layer_with_weights-10/kernel{attr}"  # type: ignore[union-attr]
+    assert (
+        plan.match_for("functional/dense_10/kernel").source
+        == f"model/layer_with_weights-10/kernel{attr}"
+    )  # type: ignore[union-attr]
 
 
 def test_groups_of_different_counts_align_where_unique() -> None:
@@ -225,16 +234,26 @@ def test_rename_result_compared_after_normalisation_and_scope() -> None:
 
 
 def test_rename_onto_one_target_from_two_keys_is_refused() -> None:
-    rules = Rules(rename=(Rename(pattern=r"(?:a|b)/w", replace="dense/kernel"),), options=Options(derive=False))
+    rules = Rules(
+        rename=(Rename(pattern=r"(?:a|b)/w", replace="dense/kernel"),),
+        options=Options(derive=False),
+    )
     plan = derive([V("a/w", (2,)), V("b/w", (2,))], [V("dense/kernel", (2,))], rules)
-    assert plan.missing[0].why.startswith("rename[0] map several checkpoint keys ('a/w', 'b/w') to it")
+    assert plan.missing[0].why.startswith(
+        "rename[0] map several checkpoint keys ('a/w', 'b/w') to it"
+    )
 
 
 def test_map_unknown_key_says_did_you_mean() -> None:
     rules = Rules(map={"fc2/weigths": "dense/kernel"})
     with pytest.raises(RulesError, match=r"^rules: map\[fc2/weigths\]: no checkpoint key 'fc2/weigths' "
                        r"in 'old/model.ckpt'. Did you mean 'fc2/weights'\?$"):  # fmt: skip
-        derive([V("fc2/weights", (2,))], [V("dense/kernel", (2,))], rules, source_label="old/model.ckpt")
+        derive(
+            [V("fc2/weights", (2,))],
+            [V("dense/kernel", (2,))],
+            rules,
+            source_label="old/model.ckpt",
+        )
 
 
 def test_map_unknown_target_says_did_you_mean() -> None:
@@ -247,7 +266,9 @@ def test_ignore_and_ignore_target() -> None:
     src = [V("junk/a", (2,)), V("dense/kernel", (2, 2))]
     tgt = [V("dense/kernel", (2, 2)), V("metrics/counter", ())]
     plan = derive(src, tgt, rules)
-    assert plan.complete and plan.ignored == ["junk/a"] and plan.ignored_targets == ["metrics/counter"]
+    assert (
+        plan.complete and plan.ignored == ["junk/a"] and plan.ignored_targets == ["metrics/counter"]
+    )
     assert plan.unused_rules == ["ignore_target[1] ('nothing') matched no target name"]
 
 
@@ -263,7 +284,9 @@ def test_transform_that_does_not_fit_becomes_missing_naming_the_rule() -> None:
 
 def test_map_with_incompatible_shape_is_missing() -> None:
     plan = derive([V("a", (5,))], [V("b", (6,))], Rules(map={"a": "b"}))
-    assert plan.missing[0].why.startswith("rule map[a] gives shape (5,) (from (5,)), but 'b' has shape (6,)")
+    assert plan.missing[0].why.startswith(
+        "rule map[a] gives shape (5,) (from (5,)), but 'b' has shape (6,)"
+    )
 
 
 def test_transform_with_sources_concatenates() -> None:
@@ -276,7 +299,11 @@ def test_transform_with_sources_concatenates() -> None:
 
 
 def test_derive_false_derives_nothing() -> None:
-    plan = derive([V("dense/kernel", (2, 2))], [V("dense/kernel", (2, 2))], Rules(options=Options(derive=False)))
+    plan = derive(
+        [V("dense/kernel", (2, 2))],
+        [V("dense/kernel", (2, 2))],
+        Rules(options=Options(derive=False)),
+    )
     assert plan.matches == [] and [u.target for u in plan.missing] == ["dense/kernel"]
 
 
@@ -331,13 +358,15 @@ def test_same_name_wrong_shape_is_not_fed_from_elsewhere() -> None:
     src = [V("dense/kernel", (4, 6)), V("other/kernel", (6, 4))]
     plan = derive(src, [V("dense/kernel", (6, 4))])
     assert plan.matches == []
-    assert plan.missing[0].why.startswith("'dense/kernel' has the same name but shape (4, 6), expected (6, 4)")
+    assert plan.missing[0].why.startswith(
+        "'dense/kernel' has the same name but shape (4, 6), expected (6, 4)"
+    )
 
 
 def test_sublayers_in_another_order_are_never_matched_across_layers() -> None:
     """BERT-like layers whose sub-layers come in another order on each side: LayerNorms of one
     layer must not be lined up with the next layer's (a longest-common-subsequence alignment did)."""
-    H, I = 8, 16
+    H, inner = 8, 16
     src: list[VarSpec] = []
     tgt: list[VarSpec] = []
     for n in range(3):
@@ -345,24 +374,28 @@ def test_sublayers_in_another_order_are_never_matched_across_layers() -> None:
         src += [
             VarSpec(f"{b}/attention/output/LayerNorm/gamma", (H,)),
             VarSpec(f"{b}/attention/output/LayerNorm/beta", (H,)),
-            VarSpec(f"{b}/intermediate/dense/kernel", (H, I)),
-            VarSpec(f"{b}/intermediate/dense/bias", (I,)),
-            VarSpec(f"{b}/output/dense/kernel", (I, H)),
+            VarSpec(f"{b}/intermediate/dense/kernel", (H, inner)),
+            VarSpec(f"{b}/intermediate/dense/bias", (inner,)),
+            VarSpec(f"{b}/output/dense/kernel", (inner, H)),
             VarSpec(f"{b}/output/dense/bias", (H,)),
             VarSpec(f"{b}/output/LayerNorm/gamma", (H,)),
             VarSpec(f"{b}/output/LayerNorm/beta", (H,)),
         ]
         tgt += [
-            VarSpec(f"{k}/feedforward_intermediate_dense/kernel", (H, I)),
-            VarSpec(f"{k}/feedforward_intermediate_dense/bias", (I,)),
+            VarSpec(f"{k}/feedforward_intermediate_dense/kernel", (H, inner)),
+            VarSpec(f"{k}/feedforward_intermediate_dense/bias", (inner,)),
             VarSpec(f"{k}/feedforward_layer_norm/gamma", (H,)),
             VarSpec(f"{k}/feedforward_layer_norm/beta", (H,)),
-            VarSpec(f"{k}/feedforward_output_dense/kernel", (I, H)),
+            VarSpec(f"{k}/feedforward_output_dense/kernel", (inner, H)),
             VarSpec(f"{k}/feedforward_output_dense/bias", (H,)),
             VarSpec(f"{k}/self_attention_layer_norm/gamma", (H,)),
             VarSpec(f"{k}/self_attention_layer_norm/beta", (H,)),
         ]
     plan = derive(src, tgt)
     for m in plan.matches:
-        assert m.source.split("/")[2][-1] == m.target.split("/")[0][-1], (m.target, m.source, m.reason)
+        assert m.source.split("/")[2][-1] == m.target.split("/")[0][-1], (
+            m.target,
+            m.source,
+            m.reason,
+        )
     assert not plan.complete  # the LayerNorms are ambiguous: explained, not guessed

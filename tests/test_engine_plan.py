@@ -76,7 +76,9 @@ def test_str_is_a_table(mixed_plan: MappingPlan) -> None:
     assert lines[0] == ("MappingPlan 'old/model.ckpt-1000' -> 'model': 7 of 8 model variables "
                         "matched, 1 missing")  # fmt: skip
     assert re.fullmatch(r"target\s+shape\s+source\s+reason", lines[1])
-    assert re.search(r"^lin/kernel\s+\(1, 1\)\s+weight\s+rule map\[weight\] \[reshape\]$", text, re.M)
+    assert re.search(
+        r"^lin/kernel\s+\(1, 1\)\s+weight\s+rule map\[weight\] \[reshape\]$", text, re.M
+    )
     assert re.search(r"^cat\s+\(7, 2\)\s+x1 \+ x2\s+rule transforms\[0\] \[concat\]$", text, re.M)
     assert "Missing (1):\n  nothing/here (99,): " in text
     assert "Unused (1), by scope: ema/ (1)" in text
@@ -92,11 +94,19 @@ def test_not_found_message_names_variable_closest_key_and_fix() -> None:
                        "fc2/biases": "dense_2/bias"}, options=Options(derive=False))  # fmt: skip
     plan = derive(src, tgt, rules, source_label="old/model.ckpt-1000")
     msg = format_not_found(plan)
-    assert re.search(r"^2 model variable\(s\) have no match in 'old/model.ckpt-1000' \(3 matched\)\.$", msg, re.M)
+    assert re.search(
+        r"^2 model variable\(s\) have no match in 'old/model.ckpt-1000' \(3 matched\)\.$", msg, re.M
+    )
     assert re.search(r"^model variable 'dense_2/kernel' \(64, 10\) has no match in "
                      r"'old/model.ckpt-1000'\. Closest: 'fc2/weights' \(64, 10\)\.$", msg, re.M)  # fmt: skip
-    assert re.search(r"^Unused entries in 'old/model.ckpt-1000' \(1\), by scope:\n  fc2/ \(1 entry\)$", msg, re.M)
-    assert re.search(r"^Fix \(check each pair\), add to the rules:\nmap:\n  fc2/weights: dense_2/kernel$", msg, re.M)
+    assert re.search(
+        r"^Unused entries in 'old/model.ckpt-1000' \(1\), by scope:\n  fc2/ \(1 entry\)$", msg, re.M
+    )
+    assert re.search(
+        r"^Fix \(check each pair\), add to the rules:\nmap:\n  fc2/weights: dense_2/kernel$",
+        msg,
+        re.M,
+    )
     assert "optimizer_slot" in msg
     assert not re.search(r"\d\.\d{3}", msg)  # no tensor values, no scores
 
@@ -112,7 +122,9 @@ def test_not_found_message_is_summarised_for_large_models() -> None:
 
 
 def test_empty_plan_table() -> None:
-    assert str(MappingPlan()) == "MappingPlan 'checkpoint' -> 'model': 0 of 0 model variables matched"
+    assert (
+        str(MappingPlan()) == "MappingPlan 'checkpoint' -> 'model': 0 of 0 model variables matched"
+    )
 
 
 def _vgg_like() -> tuple[list[VarSpec], list[VarSpec]]:

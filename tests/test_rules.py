@@ -85,7 +85,10 @@ def test_toml_json_and_dict_agree(tmp_path: Path) -> None:
 def test_typo_field_names_file_line_and_suggests(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text("map: {a: b}\nrenames:\n  - {pattern: x, replace: y}\n")
-    with pytest.raises(RulesError, match=r"^.*rules\.yaml:2: renames: unknown field 'renames'\. Did you mean 'rename'\?$"):
+    with pytest.raises(
+        RulesError,
+        match=r"^.*rules\.yaml:2: renames: unknown field 'renames'\. Did you mean 'rename'\?$",
+    ):
         load_rules(path)
 
 
@@ -99,7 +102,9 @@ def test_bad_regex_names_rule_index(tmp_path: Path) -> None:
 
 
 def test_bad_ignore_regex_names_entry() -> None:
-    with pytest.raises(RulesError, match=r"^rules: ignore: entry \[1\]: bad regular expression '\['"):
+    with pytest.raises(
+        RulesError, match=r"^rules: ignore: entry \[1\]: bad regular expression '\['"
+    ):
         load_rules({"ignore": ["ok", "["]})
 
 
@@ -107,13 +112,17 @@ def test_unknown_op_names_location(tmp_path: Path) -> None:
     path = tmp_path / "rules.json"
     path.write_text(json.dumps({"transforms": [{"target": "x", "steps": [{"op": "reshape", "shape": [1]},
                                                                         {"op": "tranpose"}]}]}))  # fmt: skip
-    with pytest.raises(RulesError, match=r"rules\.json: transforms\[0\]\.steps\[1\]: unknown op: .*'tranpose'"):
+    with pytest.raises(
+        RulesError, match=r"rules\.json: transforms\[0\]\.steps\[1\]: unknown op: .*'tranpose'"
+    ):
         load_rules(path)
 
 
 def test_bad_field_in_step_names_location() -> None:
     with pytest.raises(RulesError, match=r"^rules: transforms\[0\]\.steps\[0\]\.split\.parts: "):
-        load_rules({"transforms": [{"target": "x", "steps": [{"op": "split", "parts": 0, "index": 0}]}]})
+        load_rules(
+            {"transforms": [{"target": "x", "steps": [{"op": "split", "parts": 0, "index": 0}]}]}
+        )
 
 
 def test_parse_errors_name_file_and_line(tmp_path: Path) -> None:
@@ -143,7 +152,9 @@ def test_document_must_be_a_mapping(tmp_path: Path) -> None:
         load_rules([1, 2])  # type: ignore[arg-type]
     path = tmp_path / "list.yaml"
     path.write_text("- a\n- b\n")
-    with pytest.raises(RulesError, match=r"list\.yaml: a rules document must be a mapping .* got list$"):
+    with pytest.raises(
+        RulesError, match=r"list\.yaml: a rules document must be a mapping .* got list$"
+    ):
         load_rules(path)
 
 
@@ -151,7 +162,9 @@ def test_presets() -> None:
     assert {"slim-vgg16", "estimator-dnn"} <= set(available_presets())
     vgg = load_rules("preset:slim-vgg16")
     assert vgg.rename[1].replace == "fc1/\\1"
-    with pytest.raises(RulesError, match=r"^unknown preset 'slim-vg16'\. Did you mean 'preset:slim-vgg16'\?"):
+    with pytest.raises(
+        RulesError, match=r"^unknown preset 'slim-vg16'\. Did you mean 'preset:slim-vgg16'\?"
+    ):
         load_rules("preset:slim-vg16")
 
 
@@ -167,4 +180,6 @@ def test_json_schema() -> None:
     schema = rules_json_schema()
     assert schema["title"] == "Rules"
     assert schema["additionalProperties"] is False
-    assert {"rename", "map", "ignore", "ignore_target", "transforms", "options", "presets"} <= set(schema["properties"])
+    assert {"rename", "map", "ignore", "ignore_target", "transforms", "options", "presets"} <= set(
+        schema["properties"]
+    )

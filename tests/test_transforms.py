@@ -91,7 +91,9 @@ def test_fc_as_conv_layout() -> None:
         ([], [], MappingError, r"no source arrays"),
     ],
 )  # fmt: skip
-def test_shape_errors(shapes: list[tuple[int, ...]], steps: list[object], error: type, message: str) -> None:
+def test_shape_errors(
+    shapes: list[tuple[int, ...]], steps: list[object], error: type, message: str
+) -> None:
     with pytest.raises(error, match=message):
         infer_shape(shapes, steps)  # type: ignore[arg-type]
 

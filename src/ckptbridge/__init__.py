@@ -45,23 +45,39 @@ _LAZY: dict[str, str] = {
     "NotFoundError": "ckptbridge._errors",
 }
 
-__all__ = sorted(
-    [
-        "CheckpointNotFoundError",
-        "CkptBridgeError",
-        "ConversionError",
-        "CorruptCheckpointError",
-        "MappingError",
-        "OutputExistsError",
-        "RulesError",
-        "UnsupportedCheckpointError",
-        "__version__",
-        *_LAZY,
-    ]
-)
+__all__ = [
+    "Bridge",
+    "CheckpointInfo",
+    "CheckpointNotFoundError",
+    "CkptBridgeError",
+    "ConversionError",
+    "ConversionReport",
+    "CorruptCheckpointError",
+    "MappingError",
+    "MappingPlan",
+    "NotFoundError",
+    "OutputExistsError",
+    "RestoreReport",
+    "Rules",
+    "RulesError",
+    "UnsupportedCheckpointError",
+    "__version__",
+    "convert",
+    "inspect",
+    "load_rules",
+    "load_variables",
+    "plan",
+    "restore",
+]
+
+
+# Public subpackages, importable as attributes (``ckptbridge.format.open_checkpoint``).
+_SUBPACKAGES = frozenset({"converters", "engine", "format", "optim", "rules", "transforms"})
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"ckptbridge.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'ckptbridge' has no attribute {name!r}")

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ckptbridge import _cli_commands as _cmd
 from ckptbridge._errors import CkptBridgeError
 
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -45,9 +46,13 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# name -> (add arguments, run). Later commands (plan, convert, diff, schema) register here.
+# name -> (add arguments, run), in the order `ckptbridge --help` lists them.
 COMMANDS: dict[str, tuple[Callable[[Subparsers], None], Callable[[argparse.Namespace], int]]] = {
     "inspect": (_add_inspect, _run_inspect),
+    "plan": (_cmd.add_plan, _cmd.run_plan),
+    "convert": (_cmd.add_convert, _cmd.run_convert),
+    "diff": (_cmd.add_diff, _cmd.run_diff),
+    "schema": (_cmd.add_schema, _cmd.run_schema),
 }
 
 
@@ -70,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 success, 2 error or usage error).
+    """Run the command line; return the exit code (0 success, 1 some items failed or unmatched,
+    2 error or usage error).
 
     Example::
 

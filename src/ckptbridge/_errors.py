@@ -31,7 +31,7 @@ __all__ = [
     "ConversionError",
     "CorruptCheckpointError",
     "MappingError",
-    "NotFoundError",
+    "NotFoundError",  # noqa: F822 - created on first access by __getattr__ below
     "OutputExistsError",
     "RulesError",
     "UnsupportedCheckpointError",
@@ -89,7 +89,9 @@ def _build_not_found_error() -> type[CkptBridgeError]:
         ``missing`` holds the unmatched variable names, ``plan`` the full :class:`MappingPlan`.
         """
 
-        def __init__(self, message: str, *, missing: tuple[str, ...] = (), plan: Any = None) -> None:
+        def __init__(
+            self, message: str, *, missing: tuple[str, ...] = (), plan: Any = None
+        ) -> None:
             tf.errors.NotFoundError.__init__(self, None, None, message)
             self.missing = tuple(missing)
             self.plan = plan

@@ -213,7 +213,8 @@ def _bulk_read(ckpt: Any, plan: MappingPlan) -> dict[str, Any]:
         return {}
     import tensorflow as tf
 
-    keys = list(dict.fromkeys(m.source for m in eligible))
+    stored = {m.source: ckpt.stored_key(m.source) for m in eligible}  # TF2 path names -> keys
+    keys = list(dict.fromkeys(stored.values()))
     try:
         with tf.device("/cpu:0"):
             tensors = tf.raw_ops.RestoreV2(
@@ -227,7 +228,7 @@ def _bulk_read(ckpt: Any, plan: MappingPlan) -> dict[str, Any]:
     by_key = dict(zip(keys, tensors, strict=True))
     values: dict[str, Any] = {}
     for match in eligible:
-        value = by_key[match.source]
+        value = by_key[stored[match.source]]
         for step in match.steps:
             value = tf.reshape(value, step.shape)  # type: ignore[union-attr]
         values[match.target] = value

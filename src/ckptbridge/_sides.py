@@ -1,8 +1,8 @@
 """The two sides of a plan as VarSpecs: a checkpoint, a ``.meta`` graph, or a live model.
 
 - TF2 checkpoint: one spec per entry (the object-graph entry excepted); the name is the key as
-  stored, the aliases are every object-graph path that reaches the variable, the order is the
-  object-graph order.
+  stored (a model path instead when the stored key goes through an optimizer), the aliases are
+  every object-graph path that reaches the variable, the order is the object-graph order.
 - TF1 checkpoint: the name is the key; the order is the ``.meta`` creation order when a ``.meta``
   lies beside it (``None`` otherwise); partitioned variables are one entry.
 - ``.meta`` file alone: its variables, partitions folded into one spec.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,26 @@ def _tf2_specs(ckpt: Any) -> list[VarSpec]:
         order, var = by_key.get(key, (None, None))
         paths = tuple(_strip_attr(p) for p in (var.paths if var is not None else ()))
         aliases = tuple(p for p in dict.fromkeys(paths) if p != key)
-        specs.append(_entry_spec(key, entry, order=order, aliases=aliases))
+        specs.append(_model_named(_entry_spec(key, entry, order=order, aliases=aliases)))
     return specs
+
+
+def _model_named(spec: VarSpec) -> VarSpec:
+    """Name a TF2 entry by a model path when its stored key goes through an optimizer.
+
+    A Keras 3 optimizer tracks the model's variables, so a checkpoint saved with its optimizer
+    stores ``model/.../_kernel`` under ``optimizer/_trainable_variables/0``: by that key it would
+    read as optimizer state and restore nothing. The spec takes its first path outside the
+    optimizer as name (``Checkpoint.read`` and ``stored_key`` resolve it); the stored key becomes
+    its first alias.
+    """
+    if "optimizer" not in spec.name.split("/"):
+        return spec
+    for alias in spec.aliases:
+        if "optimizer" not in alias.split("/"):
+            rest = tuple(a for a in spec.aliases if a != alias)
+            return replace(spec, name=alias + _ATTR_SUFFIX, aliases=(spec.name, *rest))
+    return spec
 
 
 def _entry_spec(

@@ -92,7 +92,9 @@ def infer_shape(shapes: Sequence[Shape], steps: Sequence[Step]) -> Shape:
     return current[0]
 
 
-def apply_steps(arrays: Sequence[np.ndarray[Any, Any]], steps: Sequence[Step]) -> np.ndarray[Any, Any]:
+def apply_steps(
+    arrays: Sequence[np.ndarray[Any, Any]], steps: Sequence[Step]
+) -> np.ndarray[Any, Any]:
     """Run ``steps`` over ``arrays`` (sources in ``Match.sources`` order) and return the result.
 
     >>> from ckptbridge.rules import Add
@@ -112,7 +114,9 @@ def apply_steps(arrays: Sequence[np.ndarray[Any, Any]], steps: Sequence[Step]) -
 
 def _axis(axis: int, ndim: int, where: str) -> int:
     if not -ndim <= axis < ndim:
-        raise MappingError(f"transform {where}: axis {axis} is out of range for a rank-{ndim} array")
+        raise MappingError(
+            f"transform {where}: axis {axis} is out of range for a rank-{ndim} array"
+        )
     return axis % ndim
 
 
@@ -164,7 +168,9 @@ def _reshape_shape(shape: Shape, new: Shape, where: str) -> Shape:
     known = int(np.prod([d for d in new if d != -1], dtype=np.int64))
     if -1 in new:
         if known == 0 or size % known:
-            raise MappingError(f"transform {where}: cannot reshape {shape} ({size} elements) to {new}")
+            raise MappingError(
+                f"transform {where}: cannot reshape {shape} ({size} elements) to {new}"
+            )
         new = tuple(size // known if d == -1 else d for d in new)
     elif known != size:
         raise MappingError(
@@ -203,7 +209,9 @@ def _concat_shape(shapes: list[Shape], axis: int, where: str) -> Shape:
     first = shapes[0]
     ax = _axis(axis, len(first), where)
     for s in shapes[1:]:
-        if len(s) != len(first) or any(a != b for i, (a, b) in enumerate(zip(s, first, strict=True)) if i != ax):
+        if len(s) != len(first) or any(
+            a != b for i, (a, b) in enumerate(zip(s, first, strict=True)) if i != ax
+        ):
             raise MappingError(
                 f"transform {where}: cannot concatenate shapes {shapes} along axis {axis}"
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from ckptbridge._conversion import _stage
 from ckptbridge._conversion._actions import ActionList, plan_actions, step_from_name
 from ckptbridge._conversion._report import ItemReport
-from ckptbridge._conversion._target import Target, model_named_specs
+from ckptbridge._conversion._target import Target
 from ckptbridge._conversion._write import OBJECT_GRAPH_KEY, verify_output
 from ckptbridge._errors import CkptBridgeError, ConversionError, OutputExistsError
 from ckptbridge.rules import Rules
@@ -101,16 +100,10 @@ def _convert(
     from ckptbridge.format import open_checkpoint
 
     with open_checkpoint(source) as src:
-        source_specs = checkpoint_specs(src)
-        named, src_keys = model_named_specs(source_specs) if _is_tf2(src) else (source_specs, {})
+        source_specs = checkpoint_specs(src)  # TF2 names that are paths: src.read resolves them
         plan = derive(
-            named, target.specs, rules, source_label=str(source), target_label=target.label
+            source_specs, target.specs, rules, source_label=str(source), target_label=target.label
         )
-        if src_keys:  # read the renamed sources under their stored keys
-            plan.matches = [
-                dataclasses.replace(m, sources=tuple(src_keys.get(k, k) for k in m.sources))
-                for m in plan.matches
-            ]
         report.matched, report.unused = len(plan.matches), len(plan.unused)
         report.auxiliary = len(plan.auxiliary)
         actions = plan_actions(

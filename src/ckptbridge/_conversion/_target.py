@@ -7,13 +7,11 @@ partitioning of TF1 variables, and an identity string used to recognise an earli
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,9 +105,8 @@ def _checkpoint_target(path: Path, to: str | None) -> Target:
         specs = tuple(checkpoint_specs(ckpt))
         prefix = Path(ckpt.prefix)
         partitions = _partitions_of_meta(ckpt.meta) if kind == "tf1" else {}
-    keys: dict[str, str] = {}
-    if kind == "tf2":
-        specs, keys = model_named_specs(specs)
+        # TF2 entries named by a model path (see _sides) are written under their stored key
+        keys = {s.name: ckpt.stored_key(s.name) for s in specs if s.name not in ckpt.entries}
     to = to or kind
     if to != kind:
         raise UnsupportedCheckpointError(
@@ -127,42 +124,6 @@ def _checkpoint_target(path: Path, to: str | None) -> Target:
         partitions=partitions,
         keys=keys,
     )
-
-
-_ATTR = "/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def model_named_specs(specs: Sequence[VarSpec]) -> tuple[tuple[VarSpec, ...], dict[str, str]]:
-    """TF2 specs with model variables stored under an optimizer path renamed (see below).
-
-    Returns the specs and ``{new name: stored key}`` for the renamed ones.
-    """
-    keys: dict[str, str] = {}
-    return tuple(_model_named(s, keys) for s in specs), keys
-
-
-def _model_named(spec: VarSpec, keys: dict[str, str]) -> VarSpec:
-    """Name a TF2 entry by a model path when its stored key goes through the optimizer.
-
-    A Keras 3 optimizer tracks the model's variables, so a template saved with its optimizer may
-    store ``model/.../_kernel`` under ``optimizer/_trainable_variables/0``; that key would read as
-    optimizer state. The spec is renamed after its first path outside the optimizer (the stored key
-    stays the output key, recorded in ``keys``).
-    """
-    if not _through_optimizer(spec.name):
-        return spec
-    for alias in spec.aliases:
-        if not _through_optimizer(alias):
-            name = alias if alias.endswith(_ATTR) else f"{alias}{_ATTR}"
-            keys[name] = spec.name
-            rest = tuple(a for a in spec.aliases if a != alias)
-            return dataclasses.replace(spec, name=name, aliases=(spec.name, *rest))
-    return spec
-
-
-def _through_optimizer(path: str) -> bool:
-    parts = path.split("/")
-    return "optimizer" in parts
 
 
 def _meta_target(path: Path, to: str | None) -> Target:

@@ -67,7 +67,9 @@ def apply_sourced_transforms(st: State, rules: Rules, labels: tuple[str, str]) -
         for key in kt.sources:
             found = _resolve(key, src_lookup)
             if found is None:
-                problems.append(_unknown(f"transforms[{i}].sources", key, "key", labels[0], st.sources))
+                problems.append(
+                    _unknown(f"transforms[{i}].sources", key, "key", labels[0], st.sources)
+                )
             else:
                 names.append(found)
         if len(names) != len(kt.sources):

@@ -58,7 +58,9 @@ def classify_auxiliary(
     return Auxiliary(name=name, kind=kind, of=of)
 
 
-def _classify(key: str, raw: str, shape: tuple[int, ...] | None) -> tuple[AuxKind, str | None] | None:
+def _classify(
+    key: str, raw: str, shape: tuple[int, ...] | None
+) -> tuple[AuxKind, str | None] | None:
     scalar = shape is None or len(shape) == 0
     if key == "_CHECKPOINTABLE_OBJECT_GRAPH" or "/.ATTRIBUTES/" in key:
         return "object_graph", None
@@ -107,7 +109,11 @@ def _keras_optimizer(key: str) -> tuple[AuxKind, str | None] | None:
 
 def _tf2_owner(raw: str) -> str:
     owner = raw.split("/.OPTIMIZER_SLOT/", 1)[0]
-    return owner + "/.ATTRIBUTES/VARIABLE_VALUE" if raw.endswith("/.ATTRIBUTES/VARIABLE_VALUE") else owner
+    return (
+        owner + "/.ATTRIBUTES/VARIABLE_VALUE"
+        if raw.endswith("/.ATTRIBUTES/VARIABLE_VALUE")
+        else owner
+    )
 
 
 def _resolve_owner(of: str, raw: str, known: Container[str]) -> str:

@@ -56,7 +56,10 @@ def derive(
 
 
 def _derive(
-    source: Sequence[VarSpec], target: Sequence[VarSpec], rules: Rules | None, labels: tuple[str, str]
+    source: Sequence[VarSpec],
+    target: Sequence[VarSpec],
+    rules: Rules | None,
+    labels: tuple[str, str],
 ) -> MappingPlan:
     if rules is None:
         rules = Rules()
@@ -128,8 +131,12 @@ def _use_ema(st: State) -> None:
     replaced by their shadows are left over (``unused``) unless another match still reads them.
     """
     shadows = {a.of: a.name for a in st.aux.values() if a.kind == "ema_shadow" and a.of}
-    matches = [st.matches[n] for n in st.targets if n in st.matches  # model order; optimizer
-               and not all(s in st.aux for s in st.matches[n].sources)]  # state is never averaged
+    matches = [
+        st.matches[n]
+        for n in st.targets
+        if n in st.matches  # model order; optimizer
+        and not all(s in st.aux for s in st.matches[n].sources)
+    ]  # state is never averaged
     if not matches:
         return
     if not any(s in shadows for m in matches for s in m.sources):

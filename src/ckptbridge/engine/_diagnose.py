@@ -69,7 +69,9 @@ def _shortlist(
     at = bisect.bisect_left(by_size, t.size, key=lambda s: s.size)
     near = by_size[max(0, at - MAX_POOL // 4) : at + MAX_POOL // 4]
     picked: dict[str, VarSpec] = {s.name: s for s in near}
-    for tok in sorted(set(_TOKEN_RE.findall(normalise(t.name))), key=lambda k: len(tokens.get(k, ()))):
+    for tok in sorted(
+        set(_TOKEN_RE.findall(normalise(t.name))), key=lambda k: len(tokens.get(k, ()))
+    ):
         for s in tokens.get(tok, ())[:MAX_POOL]:
             if len(picked) >= MAX_POOL:
                 return list(picked.values())
@@ -151,7 +153,9 @@ def format_not_found(plan: MappingPlan) -> str:
     for u in plan.missing[:MAX_ROWS]:
         closest = ", ".join(f"{c.name!r} {fmt_shape(c.shape)}" for c in u.candidates)
         tail = f" Closest: {closest}." if closest else " No unused entries are left to compare."
-        lines.append(f"{tgt} variable {u.target!r} {fmt_shape(u.shape)} has no match in {src!r}.{tail}")
+        lines.append(
+            f"{tgt} variable {u.target!r} {fmt_shape(u.shape)} has no match in {src!r}.{tail}"
+        )
         lines.append(f"    why: {u.why}")
     if len(plan.missing) > MAX_ROWS:
         lines.append(f"... and {len(plan.missing) - MAX_ROWS} more unmatched {tgt} variables")

@@ -254,5 +254,7 @@ def _aux_dict(a: Auxiliary) -> dict[str, Any]:
 def _aux_from(d: dict[str, Any]) -> Auxiliary:
     kind = d["kind"]
     if kind not in AUX_KINDS:
-        raise MappingError(f"plan JSON: auxiliary entry {d['name']!r} has unknown auxiliary kind {kind!r}; expected one of {', '.join(AUX_KINDS)}")
+        raise MappingError(
+            f"plan JSON: auxiliary entry {d['name']!r} has unknown auxiliary kind {kind!r}; expected one of {', '.join(AUX_KINDS)}"
+        )
     return Auxiliary(d["name"], kind, d.get("of"))

@@ -27,7 +27,9 @@ class VarSpec:
     aliases: tuple[str, ...] = ()
     layer: str | None = None
     trainable: bool | None = None
-    partition: tuple[str, ...] = field(default=())  # save-slice spec when the variable is partitioned
+    partition: tuple[str, ...] = field(
+        default=()
+    )  # save-slice spec when the variable is partitioned
 
     @property
     def size(self) -> int:

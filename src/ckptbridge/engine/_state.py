@@ -53,7 +53,9 @@ class State:
     unused_rules: list[str] = field(default_factory=list)
 
     @classmethod
-    def build(cls, source: Sequence[VarSpec], target: Sequence[VarSpec], labels: tuple[str, str]) -> State:
+    def build(
+        cls, source: Sequence[VarSpec], target: Sequence[VarSpec], labels: tuple[str, str]
+    ) -> State:
         return cls(sources=_index(source, labels[0]), targets=_index(target, labels[1]),
                    free_src=dict.fromkeys(s.name for s in source),
                    free_tgt=dict.fromkeys(t.name for t in target))  # fmt: skip
@@ -66,7 +68,9 @@ class State:
         """Free target specs, in input order (auxiliary ones only with ``aux=True``)."""
         return [self.targets[n] for n in self.free_tgt if aux or n not in self.target_aux]
 
-    def take(self, sources: Iterable[str], target: str, steps: tuple[Step, ...], reason: str) -> None:
+    def take(
+        self, sources: Iterable[str], target: str, steps: tuple[Step, ...], reason: str
+    ) -> None:
         """Record a match and mark its target (and sources) as used."""
         srcs = tuple(sources)
         tgt = self.targets[target]

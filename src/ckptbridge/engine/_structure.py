@@ -138,7 +138,9 @@ def _take_pairing(st: State, pairing: Pairing | None, reason: str) -> None:
         st.take_pair(s, t, steps, reason)
 
 
-def _unique(st: State, key: Callable[[VarSpec], Hashable], reason: str, *, need_leaf: bool = False) -> None:
+def _unique(
+    st: State, key: Callable[[VarSpec], Hashable], reason: str, *, need_leaf: bool = False
+) -> None:
     by_src: dict[Hashable, list[VarSpec]] = defaultdict(list)
     by_tgt: dict[Hashable, list[VarSpec]] = defaultdict(list)
     for s in st.free_sources():

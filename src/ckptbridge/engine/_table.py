@@ -35,7 +35,9 @@ def render_plan(plan: MappingPlan) -> str:
     if len(rows) > 1:
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         for r in rows:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+            lines.append(
+                "  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
+            )
     if len(plan.matches) > MAX_TABLE_ROWS:
         lines.append(f"... and {len(plan.matches) - MAX_TABLE_ROWS} more matches (see to_json())")
     if plan.missing:

@@ -72,8 +72,34 @@ class Checkpoint:
     ) -> None:
         self.close()
 
+    @cached_property
+    def _aliases(self) -> dict[str, str]:
+        """TF2: every object-graph path key (``<path>/.ATTRIBUTES/VARIABLE_VALUE``) -> stored key."""
+        graph = self.object_graph
+        if graph is None:
+            return {}
+        aliases: dict[str, str] = {}
+        for var in graph.variables():
+            for path in var.paths:
+                aliases.setdefault(f"{path}/.ATTRIBUTES/VARIABLE_VALUE", var.key)
+        return aliases
+
+    def stored_key(self, key: str) -> str:
+        """The key ``key`` is stored under: itself, or for a TF2 checkpoint, the stored key of the
+        variable that the object-graph path ``key`` reaches (a variable has one stored key but may
+        be reached through several paths, e.g. a Keras 3 kernel through ``model/...`` and
+        ``optimizer/_trainable_variables/0``). Unknown keys are returned unchanged.
+
+        Example::
+
+            ckpt.stored_key("model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE")
+        """
+        if key in self.entries or self.kind is not CheckpointKind.TF2:
+            return key
+        return self._aliases.get(key, key)
+
     def _entry(self, key: str) -> Entry:
-        entry = self.entries.get(key)
+        entry = self.entries.get(self.stored_key(key))
         if entry is None:
             import difflib
 
@@ -83,7 +109,8 @@ class Checkpoint:
         return entry
 
     def read(self, key: str) -> np.ndarray[Any, Any]:
-        """Return the tensor under ``key``: read-only, sharing the mapped file where possible.
+        """Return the tensor under ``key`` (or a TF2 path that reaches it, see :meth:`stored_key`):
+        read-only, sharing the mapped file where possible.
 
         CRC32C is verified; partitioned entries are assembled; bfloat16 uses ``ml_dtypes``;
         strings come back as an object array of ``bytes``. Raises ``KeyError`` for unknown keys.
@@ -93,7 +120,7 @@ class Checkpoint:
             ckpt.read("global_step").item()
         """
         self._entry(key)
-        return self._reader.read(key)
+        return self._reader.read(self.stored_key(key))
 
     def raw_location(self, key: str) -> RawLocation | None:
         """Where the raw bytes of ``key`` are; None for sliced, string and V1 entries.
@@ -104,7 +131,7 @@ class Checkpoint:
         """
         self._entry(key)
         if isinstance(self._reader, BundleReader):
-            return self._reader.raw_location(key)
+            return self._reader.raw_location(self.stored_key(key))
         return None
 
     @cached_property
