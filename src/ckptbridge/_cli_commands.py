@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ckptbridge._errors import RulesError
+from ckptbridge._tf import import_tensorflow
 
 __all__ = [
     "add_convert",
@@ -32,35 +33,12 @@ __all__ = [
 ]
 
 
-def _quiet_tensorflow() -> None:
-    """Import TensorFlow without its log noise, for the commands that need a live model.
-
-    TensorFlow 2.21 writes absl/oneDNN/CUDA notices straight to file descriptor 2 while it is
-    imported, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; the descriptor points at /dev/null meanwhile.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            import tensorflow as tf
-
-            tf.constant(0)  # device set-up logs its notices on first use
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _target_arg(value: str) -> Any:
     """A CLI target: a checkpoint path or ``.meta`` file as given, or a model from a factory."""
     from ckptbridge._conversion._target import _FACTORY, load_factory
 
     if _FACTORY.fullmatch(value) and not os.path.exists(value):
-        _quiet_tensorflow()
+        import_tensorflow()
         return load_factory(value)
     return value
 
@@ -180,7 +158,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from ckptbridge._conversion import run_conversion
 
     if args.to == "keras":
-        _quiet_tensorflow()
+        import_tensorflow()
     report = run_conversion(
         args.src, args.out, target=_target_arg(args.target), rules=args.rules, to=args.to,
         overwrite=args.overwrite, link=args.link, verify=args.verify, jobs=args.jobs,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ckptbridge._errors import CorruptCheckpointError
+from ckptbridge._tf import import_tensorflow
 from ckptbridge.format._dtypes import UnknownDtypeError, numpy_dtype
 from ckptbridge.format._resolve import has_table_magic
 from ckptbridge.format._types import Entry
@@ -33,8 +34,7 @@ class V1Reader:
                 f"{path} is not a checkpoint: there is no {path.name}.index beside it and the file "
                 f"does not end with the table magic number. {_FIX}"
             )
-        import tensorflow as tf
-
+        tf = import_tensorflow()
         try:
             self._reader = tf.compat.v1.train.NewCheckpointReader(str(path))
             shapes = self._reader.get_variable_to_shape_map()
@@ -56,8 +56,7 @@ class V1Reader:
 
     def read(self, key: str) -> np.ndarray[Any, Any]:
         """Return the tensor under ``key`` as numpy (strings as an object array of bytes)."""
-        import tensorflow as tf
-
+        tf = import_tensorflow()
         try:
             value = self._reader.get_tensor(key)
         except (tf.errors.OpError, ValueError, RuntimeError) as exc:
