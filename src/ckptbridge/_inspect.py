@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ckptbridge._text import human_bytes
 from ckptbridge.format import OBJECT_GRAPH_KEY, CheckpointKind, Entry, open_checkpoint
 
 __all__ = ["CheckpointInfo", "inspect", "load_variables"]
@@ -75,7 +76,7 @@ class CheckpointInfo:
         lines = [
             f"checkpoint  {self.prefix}",
             f"kind        {self.kind.value}",
-            f"entries     {len(self.entries)} ({_human(self.total_bytes)})",
+            f"entries     {len(self.entries)} ({human_bytes(self.total_bytes)})",
         ]
         if self.meta is not None:
             version = self.meta["tf_version"] or "unknown"
@@ -84,7 +85,12 @@ class CheckpointInfo:
             )
         lines += [f"warning     {w}" for w in self.warnings]
         rows = [
-            (e.key, e.dtype, _shape(e.shape), _human(e.nbytes) + (" sliced" if e.sliced else ""))
+            (
+                e.key,
+                e.dtype,
+                _shape(e.shape),
+                human_bytes(e.nbytes) + (" sliced" if e.sliced else ""),
+            )
             for e in self.entries
         ]
         lines += ["", *_table(("key", "dtype", "shape", "bytes"), rows)]
@@ -99,15 +105,6 @@ class CheckpointInfo:
 
 def _shape(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ckptbridge._text import human_bytes
+
 Status = Literal["converted", "skipped", "failed"]
 
 
@@ -112,8 +114,8 @@ class ConversionReport:
                     str(it.matched),
                     str(it.missing),
                     str(it.auxiliary),
-                    _human(it.bytes_copied + it.bytes_linked),
-                    _human(it.bytes_transformed),
+                    human_bytes(it.bytes_copied + it.bytes_linked),
+                    human_bytes(it.bytes_transformed),
                 )
             )
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -140,12 +142,3 @@ class ConversionReport:
 def _few(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" ... and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
