@@ -183,3 +183,21 @@ def test_json_schema() -> None:
     assert {"rename", "map", "ignore", "ignore_target", "transforms", "options", "presets"} <= set(
         schema["properties"]
     )
+
+
+def test_steps_keep_their_op_when_defaults_are_left_out(tmp_path: Path) -> None:
+    """A rules file written without defaults must read back: ``op`` tells the step kinds apart."""
+    from ckptbridge.rules import KeyTransform, PermuteBlocks, Slice
+
+    rules = Rules(
+        transforms=(
+            KeyTransform(
+                target="lstm/kernel",
+                sources=("rnn/kernel",),
+                steps=(Slice(axis=0, stop=4), PermuteBlocks(parts=4, order=(0, 2, 1, 3))),
+            ),
+        )
+    )
+    data = rules.model_dump(mode="json", exclude_defaults=True)
+    assert [s["op"] for s in data["transforms"][0]["steps"]] == ["slice", "permute_blocks"]
+    assert Rules.model_validate(data) == rules

@@ -100,6 +100,7 @@ class ConversionReport:
             "output",
             "matched",
             "missing",
+            "unused",
             "aux",
             "copied",
             "transformed",
@@ -113,6 +114,7 @@ class ConversionReport:
                     it.output,
                     str(it.matched),
                     str(it.missing),
+                    str(it.unused),
                     str(it.auxiliary),
                     human_bytes(it.bytes_copied + it.bytes_linked),
                     human_bytes(it.bytes_transformed),
@@ -134,6 +136,11 @@ class ConversionReport:
                 )
             if it.kept:
                 lines.append(f"{it.output}: kept template values of {_few(it.kept)}")
+            if it.unused and it.status == "converted":
+                lines.append(
+                    f"{it.source}: {it.unused} weight entr{'y' if it.unused == 1 else 'ies'} had no "
+                    f"place in the target and are not in the output; `ckptbridge plan` lists them"
+                )
             if it.error:
                 lines.append(f"{it.source}: error: {it.error}")
         return "\n".join(lines)

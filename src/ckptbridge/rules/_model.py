@@ -25,9 +25,16 @@ their ``sources``), then ``rename`` in order, then derivation (unless ``options.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 
 class _Strict(BaseModel):
@@ -56,21 +63,35 @@ def _check_regexes(patterns: tuple[str, ...]) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------
 
 
-class Transpose(_Strict):
+class _Step(_Strict):
+    """A transform step. ``op`` tells the kinds apart, so it is written out even where defaults are
+    left out (``model_dump(exclude_defaults=True)``): a rules file must read back as it was."""
+
+    op: str
+
+    @model_serializer(mode="wrap")
+    def _keep_op(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            data = {"op": self.op, **data}
+        return data
+
+
+class Transpose(_Step):
     """Permute axes (``numpy.transpose``); no ``perm`` reverses them."""
 
     op: Literal["transpose"] = "transpose"
     perm: tuple[int, ...] | None = None
 
 
-class Reshape(_Strict):
+class Reshape(_Step):
     """Reshape to ``shape`` (same element count; one ``-1`` allowed). Changes no bytes."""
 
     op: Literal["reshape"] = "reshape"
     shape: tuple[int, ...]
 
 
-class Split(_Strict):
+class Split(_Step):
     """Split along ``axis`` into ``parts`` equal pieces (or pieces of ``sizes``); keep ``index``."""
 
     op: Literal["split"] = "split"
@@ -80,7 +101,7 @@ class Split(_Strict):
     index: int = Field(ge=0)
 
 
-class Slice(_Strict):
+class Slice(_Step):
     """Keep ``start:stop:step`` along ``axis``."""
 
     op: Literal["slice"] = "slice"
@@ -90,21 +111,21 @@ class Slice(_Strict):
     step: int | None = None
 
 
-class Concat(_Strict):
+class Concat(_Step):
     """Concatenate all source arrays (in the match's source order) along ``axis``."""
 
     op: Literal["concat"] = "concat"
     axis: int = 0
 
 
-class Cast(_Strict):
+class Cast(_Step):
     """Cast to ``dtype`` (a numpy/TensorFlow dtype name such as ``float16`` or ``bfloat16``)."""
 
     op: Literal["cast"] = "cast"
     dtype: str
 
 
-class Add(_Strict):
+class Add(_Step):
     """Add a constant, optionally only to ``start:stop`` along ``axis`` (e.g. an LSTM forget bias)."""
 
     op: Literal["add"] = "add"
@@ -114,7 +135,7 @@ class Add(_Strict):
     stop: int | None = None
 
 
-class PermuteBlocks(_Strict):
+class PermuteBlocks(_Step):
     """Cut ``axis`` into ``parts`` equal blocks and put them in ``order`` (e.g. gates i,j,f,o -> i,f,j,o)."""
 
     op: Literal["permute_blocks"] = "permute_blocks"
