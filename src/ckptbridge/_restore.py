@@ -30,7 +30,8 @@ def describe_steps(match: Match) -> str:
     """
     parts = []
     for step in match.steps:
-        args = step.model_dump(exclude={"op"}, exclude_none=True)
+        args = step.model_dump(exclude_none=True)
+        args.pop("op", None)  # the Step serializer writes ``op`` back even when excluded
         parts.append(f"{step.op}({', '.join(f'{k}={v}' for k, v in args.items())})")
     return " | ".join(parts)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 from ckptbridge.engine._names import (
     fmt_shape,
@@ -12,18 +13,34 @@ from ckptbridge.engine._names import (
     suffixes,
     vocabulary_note,
 )
+from ckptbridge.engine._positions import rank_positions
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, fit
 
+Ranks = dict[str, str]
+
 
 def match_by_name(st: State, *, include_aux: bool = False) -> None:
-    """Identical normalised names (unique on both sides, shapes fit), then common suffixes."""
-    _identical(st, include_aux)
-    _common_suffix(st)
+    """Identical normalised names (unique on both sides, shapes fit), then common suffixes.
+
+    Positional path segments (Keras's ``_operations/2``, ``layer-3``) are compared by rank among the
+    positions that hold variables, so a layer without weights added or removed shifts nothing.
+    """
+    ranks = (_side_ranks(st.sources.values()), _side_ranks(st.targets.values()))
+    _identical(st, include_aux, ranks)
+    _common_suffix(st, ranks)
 
 
-def _norms(spec: VarSpec) -> set[str]:
-    return {normalise(n) for n in (spec.name, *spec.aliases)}
+def _side_ranks(specs: Iterable[VarSpec]) -> Ranks:
+    return rank_positions(normalise(n) for s in specs for n in (s.name, *s.aliases))
+
+
+def _norms(spec: VarSpec, ranks: Ranks) -> set[str]:
+    out = set()
+    for n in (spec.name, *spec.aliases):
+        norm = normalise(n)
+        out.add(ranks.get(norm, norm))
+    return out
 
 
 def _unique_pairs(
@@ -49,14 +66,14 @@ def _unique_pairs(
     return out
 
 
-def _identical(st: State, include_aux: bool) -> None:
+def _identical(st: State, include_aux: bool, ranks: tuple[Ranks, Ranks]) -> None:
     src_index: dict[str, set[str]] = defaultdict(set)
     tgt_index: dict[str, set[str]] = defaultdict(set)
     for s in st.free_sources(aux=include_aux):
-        for n in _norms(s):
+        for n in _norms(s, ranks[0]):
             src_index[n].add(s.name)
     for t in st.free_targets(aux=include_aux):
-        for n in _norms(t):
+        for n in _norms(t, ranks[1]):
             tgt_index[n].add(t.name)
     for key, s_name, t_name in _unique_pairs(src_index, tgt_index):
         src, tgt = st.sources[s_name], st.targets[t_name]
@@ -84,21 +101,21 @@ def _misfit(src: VarSpec, tgt: VarSpec) -> str:
             f"'map: {{{src.name}: {tgt.name}}}' plus 'transforms', or fix the model")  # fmt: skip
 
 
-def _suffix_table(specs: list[VarSpec]) -> dict[int, dict[str, set[str]]]:
+def _suffix_table(specs: list[VarSpec], ranks: Ranks) -> dict[int, dict[str, set[str]]]:
     table: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for spec in specs:
-        for norm in _norms(spec):
+        for norm in _norms(spec, ranks):
             for length, suffix in suffixes(norm):
                 table[length][suffix].add(spec.name)
     return table
 
 
-def _common_suffix(st: State) -> None:
+def _common_suffix(st: State, ranks: tuple[Ranks, Ranks]) -> None:
     """Longest common path suffix, unique on both sides (a model scope in front of one side)."""
     srcs, tgts = st.free_sources(), st.free_targets()
     if not srcs or not tgts:
         return
-    src_table, tgt_table = _suffix_table(srcs), _suffix_table(tgts)
+    src_table, tgt_table = _suffix_table(srcs, ranks[0]), _suffix_table(tgts, ranks[1])
     for length in sorted(set(src_table) & set(tgt_table), reverse=True):
         src_index = _still_free(src_table[length], st.free_src)
         tgt_index = _still_free(tgt_table[length], st.free_tgt)

@@ -23,9 +23,9 @@ from ckptbridge.engine._diagnose import explain_missing
 from ckptbridge.engine._names import fmt_shape, layout_compatible
 from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match
 from ckptbridge.engine._spec import VarSpec
-from ckptbridge.engine._state import State
+from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._structure import match_by_structure
-from ckptbridge.rules._model import Options, Reshape, Rules
+from ckptbridge.rules._model import Cast, Options, Reshape, Rules, Step
 
 CONVERTERS_MODULE = "ckptbridge.converters"
 
@@ -209,12 +209,28 @@ def _apply_transforms(st: State, rules: Rules) -> None:
                         "transforms steps")  # fmt: skip
                 _release(st, m)
                 continue
+        out_dtype = _result_dtype(st.sources[m.sources[0]].dtype, steps)
+        if not same_dtype(out_dtype, st.targets[target].dtype):
+            st.fail(target, _dtype_misfit(reason, target, out_dtype, st.targets[target].dtype))
+            _release(st, m)
+            continue
         if steps != m.steps or reason != m.reason:
             st.matches[target] = Match(target, m.sources, tuple(steps), reason, m.target_shape,
                                        m.source_shapes, m.target_dtype)  # fmt: skip
     for i, kt in enumerate(rules.transforms):
         if i not in used and kt.sources is None:
             st.unused_rules.append(f"transforms[{i}] ({kt.target!r}) matched no target")
+
+
+def _result_dtype(source_dtype: str, steps: Sequence[Step]) -> str:
+    """The dtype a source has after ``steps``: the last cast's, else its own."""
+    casts = [step.dtype for step in steps if isinstance(step, Cast)]
+    return casts[-1] if casts else source_dtype
+
+
+def _dtype_misfit(reason: str, target: str, got: str, expected: str) -> str:
+    return (f"{reason} gives dtype {got}, but {target!r} has dtype {expected}; add a cast step: "
+            f"transforms: [{{target: '{target}', steps: [{{op: cast, dtype: {expected}}}]}}]")  # fmt: skip
 
 
 def _release(st: State, m: Match) -> None:

@@ -23,10 +23,11 @@ def explain_missing(st: State) -> list[Unmatched]:
     """Unmatched entries (in target order) for every target no step could feed."""
     if not st.failed and not st.free_targets():
         return []
-    pool = st.free_sources() or [s for s in st.sources.values() if s.name not in st.aux]
+    free = st.free_sources()
+    pool = free or [s for s in st.sources.values() if s.name not in st.aux]  # closest, if all used
     by_shape: dict[tuple[int, ...], list[VarSpec]] = defaultdict(list)
     by_size: dict[int, list[VarSpec]] = defaultdict(list)
-    for s in pool:
+    for s in free:  # only unused entries can explain (or fix) a missing variable
         by_shape[s.shape].append(s)
         by_size[s.size].append(s)
     free_tgts = st.free_targets()
@@ -184,9 +185,10 @@ def _unused_by_scope(plan: MappingPlan) -> list[str]:
 def _snippet(plan: MappingPlan) -> list[str]:
     pairs: list[tuple[str, str]] = []
     taken: set[str] = set()
+    unused = set(plan.unused)  # an entry another variable already uses is no fix
     for u in plan.missing:
         for c in u.candidates[:1]:
-            if c.name not in taken and layout_compatible(c.shape, u.shape):
+            if c.name in unused and c.name not in taken and layout_compatible(c.shape, u.shape):
                 taken.add(c.name)
                 pairs.append((c.name, u.target))
     if not pairs:

@@ -1,0 +1,62 @@
+"""Positional object-graph paths, ranked among the positions that hold variables.
+
+Keras 3 names a functional or Sequential model's layers by position (``_operations/2``), counting
+layers without weights (``Input``, ``Dropout``, ``Flatten``); tf-keras writes ``layer-3`` the same
+way. One layer without weights added or removed shifts every later index, so a raw index compared
+across two models pairs the wrong layers. Ranking each index among its siblings that hold
+variables (what tf-keras's ``layer_with_weights-N`` does) keeps the identity that positions carry.
+
+>>> ranked = rank_positions(["m/_operations/2/kernel", "m/_operations/5/kernel"])
+>>> ranked["m/_operations/5/kernel"]
+'m/_operations/#1/kernel'
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+__all__ = ["rank_positions"]
+
+_CONTAINERS = frozenset({"_operations", "_layers", "_self_tracked_trackables"})
+_PREFIXED = re.compile(r"(layer|layer_with_weights)-(\d+)")
+
+Spot = tuple[int, str, int]  # token position, container kind, index
+
+
+def _spots(tokens: list[str]) -> list[Spot]:
+    out: list[Spot] = []
+    for i, tok in enumerate(tokens):
+        m = _PREFIXED.fullmatch(tok)
+        if m is not None:
+            out.append((i, m.group(1), int(m.group(2))))
+        elif tok.isdigit() and i > 0 and tokens[i - 1] in _CONTAINERS:
+            out.append((i, tokens[i - 1], int(tok)))
+    return out
+
+
+def rank_positions(paths: Iterable[str]) -> dict[str, str]:
+    """Map every path with a positional segment to its ranked form (``#K``: K-th position that
+    holds a variable in the same container); paths without one are left out.
+
+    >>> rank_positions(["model/layer-1/kernel", "model/layer-3/kernel"])["model/layer-3/kernel"]
+    'model/layer-#1/kernel'
+    """
+    parsed = {p: p.split("/") for p in dict.fromkeys(paths)}
+    spots = {p: _spots(tokens) for p, tokens in parsed.items()}
+    seen: dict[tuple[tuple[str, ...], str], set[int]] = defaultdict(set)
+    for p, found in spots.items():
+        for i, kind, index in found:
+            seen[(tuple(parsed[p][:i]), kind)].add(index)
+    ranks = {key: {n: r for r, n in enumerate(sorted(v))} for key, v in seen.items()}
+    out: dict[str, str] = {}
+    for p, found in spots.items():
+        if not found:
+            continue
+        tokens = list(parsed[p])
+        for i, kind, index in found:
+            rank = ranks[(tuple(parsed[p][:i]), kind)][index]
+            tokens[i] = f"#{rank}" if kind in _CONTAINERS else f"{kind}-#{rank}"
+        out[p] = "/".join(tokens)
+    return out
