@@ -195,4 +195,7 @@ def test_lstm_slots_follow_the_converter(tmp_path: Path, k: Any) -> None:
     report = ckptbridge.restore(model, prefix, OPT_RULES)
     assert any("add step is not applied" in m.reason for m in report.optimizer)
     model.train_on_batch(x_val, y_val)
-    np.testing.assert_allclose(np.asarray(model(x_val)), expected, rtol=1e-5, atol=1e-6)
+    # Adam divides by sqrt(v) + eps, which amplifies float32 summation-order differences (oneDNN
+    # threads) in the tiny second moments; 1e-6 absolute failed once in ~20 loaded runs. A step
+    # taken without the restored slots differs by orders of magnitude more.
+    np.testing.assert_allclose(np.asarray(model(x_val)), expected, rtol=1e-4, atol=1e-5)
