@@ -36,6 +36,8 @@ from ckptbridge.format._table import TableError, read_table, unmask_crc
 from ckptbridge.format._types import Entry, RawLocation
 
 MAX_SHARDS = 99999  # TensorFlow names shards with five digits
+_MAX_RANK = 64  # numpy's limit
+_MAX_EXTENT = 1 << 56  # keeps shape products x itemsize (<= 16) inside numpy's intp
 _FIX = "The file is damaged or incomplete; copy it again from its source."
 
 
@@ -114,12 +116,26 @@ class BundleReader:
             if key.startswith(b"\x00"):
                 self._slice_protos[key] = proto
             else:
-                self._protos[key.decode("utf-8", "replace")] = proto
+                name = key.decode("utf-8", "replace")
+                if name in self._protos:
+                    raise CorruptCheckpointError(
+                        f"{self.index_path}: keys {name!r} ... are not UTF-8 and collide once "
+                        "decoded, so entries would be lost. " + _FIX
+                    )
+                self._protos[name] = proto
         for name, entry_proto in self._protos.items():
             self.entries[name] = self._validate(name, entry_proto)
 
     def _validate(self, key: str, proto: EntryProto) -> Entry:
         dtype = _dtype_name(proto.dtype)
+        # Non-empty shapes are bounded by the bytes stored; numpy also bounds empty ones.
+        extent = math.prod(max(dim, 1) for dim in proto.shape) if 0 in proto.shape else 0
+        if len(proto.shape) > _MAX_RANK or extent >= _MAX_EXTENT:
+            raise CorruptCheckpointError(
+                f"{self.index_path}: entry {key!r}: shape {list(proto.shape)[:8]} (rank "
+                f"{len(proto.shape)}) cannot be represented: at most rank {_MAX_RANK} and "
+                f"{_MAX_EXTENT} elements. " + _FIX
+            )
         if proto.slices:
             nbytes = self._validate_slices(key, proto, dtype)
             return Entry(key, dtype, proto.shape, nbytes, True)
@@ -234,6 +250,11 @@ class BundleReader:
         mapped = self._map(proto.shard_id)
         if mapped is None:
             raise CorruptCheckpointError(f"data shard {proto.shard_id} of {self.prefix} is empty")
+        if proto.offset + proto.size > len(mapped):  # the shard shrank after it was opened
+            raise CorruptCheckpointError(
+                f"{data_path(self.prefix, proto.shard_id, self.num_shards)} is {len(mapped)} bytes "
+                f"but entry {key!r} ends at byte {proto.offset + proto.size}. " + _FIX
+            )
         return np.frombuffer(mapped, np.uint8, count=proto.size, offset=proto.offset)
 
     def _check_crc(self, key: str, proto: EntryProto, actual: int) -> None:
@@ -245,7 +266,15 @@ class BundleReader:
                 f"0x{actual:08x}. " + _FIX
             )
 
+    def _check_numpy_form(self, key: str, dtype: str) -> None:
+        if dtype in ("resource", "variant") or dtype.startswith("dtype"):
+            raise UnsupportedCheckpointError(
+                f"{self.prefix}: entry {key!r} holds {dtype} data, which has no numpy form; "
+                "skip this key (it is not a variable value)"
+            )
+
     def _read_stored(self, key: str, proto: EntryProto, dtype: str) -> np.ndarray[Any, Any]:
+        self._check_numpy_form(key, dtype)
         raw = self._bytes(key, proto)
         if dtype == "string":
             try:
@@ -256,11 +285,6 @@ class BundleReader:
                 ) from None
             self._check_crc(key, proto, crc)
             return values.reshape(proto.shape)
-        if dtype in ("resource", "variant") or dtype.startswith("dtype"):
-            raise UnsupportedCheckpointError(
-                f"{self.prefix}: entry {key!r} holds {dtype} data, which has no numpy form; "
-                "skip this key (it is not a variable value)"
-            )
         self._check_crc(key, proto, google_crc32c.value(raw))
         array = raw.view(numpy_dtype(dtype)).reshape(proto.shape)
         if self.big_endian:
@@ -273,13 +297,21 @@ class BundleReader:
         dtype = self.entries[key].dtype
         if not proto.slices:
             return self._read_stored(key, proto, dtype)
+        self._check_numpy_form(key, dtype)
         out = np.empty(proto.shape, dtype=numpy_dtype(dtype))
+        filled = np.zeros(proto.shape, dtype=bool)  # slices must tile the tensor exactly
         for extents in proto.slices:
             stored = self._slice_protos[encode_slice_key(key, extents)]
             index = tuple(
                 slice(start, None if length is None else start + length)
                 for start, length in extents
             )
+            if filled[index].any():
+                raise CorruptCheckpointError(
+                    f"{self.index_path}: partitioned entry {key!r}: slice {extents} overlaps "
+                    "another slice, so part of the tensor is never stored. " + _FIX
+                )
+            filled[index] = True
             out[index] = self._read_stored(key, stored, dtype)
         out.flags.writeable = False
         return out

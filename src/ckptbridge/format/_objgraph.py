@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from ckptbridge._errors import CorruptCheckpointError
 from ckptbridge.format._proto import (
     ProtoError,
     as_bytes,
@@ -26,6 +27,7 @@ from ckptbridge.format._proto import (
 
 VARIABLE_VALUE = "VARIABLE_VALUE"
 MAX_PATHS_PER_NODE = 32
+MAX_PATH_CHARS = 1 << 26  # all paths together; real graphs need a few kB
 
 
 def escape_local_name(name: str) -> str:
@@ -149,11 +151,20 @@ class ObjectGraph:
         found: list[list[str]] = [[] for _ in self.nodes]
         found[0].append("")
         queue: deque[tuple[int, str]] = deque([(0, "")])
+        budget = MAX_PATH_CHARS
         while queue:
             node_id, path = queue.popleft()
             for child, name in self.nodes[node_id].children:
-                child_path = f"{path}/{name}" if path else name
                 if len(found[child]) < MAX_PATHS_PER_NODE and child != 0:
+                    child_path = f"{path}/{name}" if path else name
+                    budget -= len(child_path)
+                    if budget < 0:
+                        raise CorruptCheckpointError(
+                            f"the object graph is too deep: its paths from the root exceed "
+                            f"{MAX_PATH_CHARS} characters (node {child} is {child_path.count('/') + 1} "
+                            "levels down). The graph is damaged or was not written by TensorFlow; "
+                            "read the tensors by key instead."
+                        )
                     found[child].append(child_path)
                     queue.append((child, child_path))
         return found

@@ -120,9 +120,10 @@ def _resolve_dir(directory: Path) -> tuple[Path, list[str]]:
             f"{state_path} names {str(named)!r}, which does not exist here or beside the state "
             f"file; using the newest checkpoint present, {newest.name}"
         ]
+    looked = str(candidate) if candidate == beside else f"{candidate} and {beside}"
     raise CheckpointNotFoundError(
-        f"{state_path} names {str(named)!r}, which does not exist (looked for {candidate} and "
-        f"{beside}), and no other checkpoint is present. {_listing(directory)}"
+        f"{state_path} names {str(named)!r}, which does not exist (looked for {looked}), and no "
+        f"other checkpoint is present. {_listing(directory)}"
     )
 
 
@@ -142,8 +143,15 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[Path, list[str]]:
     if given.is_dir():
         return _resolve_dir(given)
     stripped = strip_suffix(given)
-    if stripped != given and _exists(stripped):
-        return stripped, []
+    if stripped != given:
+        if _exists(stripped):
+            return stripped, []
+        if given.is_file():  # a .data-*/.meta file whose index is gone: not a V1 file
+            raise CheckpointNotFoundError(
+                f"{given.name} belongs to the checkpoint {stripped}, but its index "
+                f"{stripped.name}.index is missing; a bundle cannot be read without it. Copy the "
+                f"index next to the data files. {_listing(given.parent)}"
+            )
     if _exists(given):
         return given, []
     raise CheckpointNotFoundError(

@@ -31,9 +31,15 @@ class CheckpointState:
     all_model_checkpoint_paths: list[str] = field(default_factory=list)
 
 
-def _unquote(text: str) -> str:
+def _unquote(text: str, where: str) -> str:
     # Text-format strings use C escapes (\\", \\n, octal), which escape_decode understands.
-    value, _ = codecs.escape_decode(text[1:-1].encode("utf-8"))
+    try:
+        value, _ = codecs.escape_decode(text[1:-1].encode("utf-8"))
+    except ValueError as exc:
+        raise CorruptCheckpointError(
+            f"{where}: the quoted path {text[:60]} has a malformed escape ({exc}). "
+            "Delete the state file or fix that line."
+        ) from None
     return value.decode("utf-8", "replace")
 
 
@@ -50,6 +56,11 @@ def read_state_file(directory: str | os.PathLike[str]) -> CheckpointState | None
         text = path.read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
+    except OSError as exc:  # permissions, a symlink loop, an I/O error
+        raise CorruptCheckpointError(
+            f"state file {path} cannot be read ({exc.strerror or exc}). Fix or delete it, or pass "
+            "the checkpoint prefix instead of the directory."
+        ) from None
     current: str | None = None
     every: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -63,9 +74,9 @@ def read_state_file(directory: str | os.PathLike[str]) -> CheckpointState | None
             )
         name, raw = match.groups()
         if name == "model_checkpoint_path" and raw.startswith('"'):
-            current = _unquote(raw)
+            current = _unquote(raw, f"{path}:{number}")
         elif name == "all_model_checkpoint_paths" and raw.startswith('"'):
-            every.append(_unquote(raw))
+            every.append(_unquote(raw, f"{path}:{number}"))
     if current is None:
         if not every:
             raise CorruptCheckpointError(f"{path} names no model_checkpoint_path")

@@ -127,8 +127,15 @@ def read_table(data: bytes, name: str) -> list[tuple[bytes, bytes]]:
         index_offset, index_size, _ = _handle(footer, pos)
         index = _block_entries(_block(data, index_offset, index_size, limit, "index"), "index")
         items: list[tuple[bytes, bytes]] = []
+        end = 0
         for _, handle in index:
             offset, size, _ = _handle(handle, 0)
+            if offset < end:  # TensorFlow writes data blocks one after another
+                raise TableError(
+                    f"{name}: data block at byte {offset} overlaps the block before it "
+                    f"(which ends at byte {end}); the index block is damaged"
+                )
+            end = offset + size + TRAILER_SIZE
             items.extend(_block_entries(_block(data, offset, size, limit, "data"), "data"))
     except ProtoError as exc:
         raise TableError(f"{name}: malformed block handle or entry ({exc})") from None
