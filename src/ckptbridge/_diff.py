@@ -143,7 +143,7 @@ def max_abs_diff(x: np.ndarray, y: np.ndarray) -> float:
     Example: ``max_abs_diff(np.array([1.0, 2.0]), np.array([1.0, 2.5]))`` -> ``0.5``.
     """
     fx, fy = x.reshape(-1), y.reshape(-1)
-    numeric = fx.dtype.kind in "fciub" and fy.dtype.kind in "fciub"
+    numeric = _numeric(fx.dtype) and _numeric(fy.dtype)
     worst = 0.0
     for start in range(0, fx.size, _CHUNK):
         cx, cy = fx[start : start + _CHUNK], fy[start : start + _CHUNK]
@@ -157,7 +157,17 @@ def max_abs_diff(x: np.ndarray, y: np.ndarray) -> float:
     return worst
 
 
+def _numeric(dtype: np.dtype[Any]) -> bool:
+    """Numbers, including ml_dtypes' bfloat16/float8/int4 (numpy kind 'V')."""
+    return dtype.kind in "fciub" or dtype.type.__module__.startswith("ml_dtypes")
+
+
 def _chunk_diff(cx: np.ndarray, cy: np.ndarray) -> float:
+    if cx.dtype.kind in "iub" and cy.dtype.kind in "iub":
+        if cx.size == 0 or np.array_equal(cx, cy):
+            return 0.0
+        if max(cx.dtype.itemsize, cy.dtype.itemsize) >= 8:  # beyond 2**53 float64 rounds
+            return float(np.abs(cx.astype(object) - cy.astype(object)).max())
     wide = np.complex128 if "c" in (cx.dtype.kind, cy.dtype.kind) else np.float64
     ax, ay = cx.astype(wide), cy.astype(wide)
     with np.errstate(invalid="ignore", over="ignore"):

@@ -116,7 +116,7 @@ def _convert(
         stage = _stage.new_stage(out_dir)
         try:
             if target.to == "keras":
-                files = _write_keras(src, actions, target, stage, name, step)
+                files = _write_keras(src, actions, target, stage, name, step, verify=verify)
             else:
                 files = _write_bundle(
                     src, actions, target, stage, name, step, report, link=link, verify=verify
@@ -193,7 +193,14 @@ def _object_graph(template: Any, actions: ActionList) -> bytes:
 
 
 def _write_keras(
-    src: Any, actions: ActionList, target: Target, stage: Path, name: str, step: int | None
+    src: Any,
+    actions: ActionList,
+    target: Target,
+    stage: Path,
+    name: str,
+    step: int | None,
+    *,
+    verify: bool = False,
 ) -> list[str]:
     from ckptbridge._conversion._write import expected_value
     from ckptbridge._live import assign_values, check_values
@@ -206,7 +213,31 @@ def _write_keras(
     check_values(target.live, values)
     assign_values(target.live, values)
     target.model.save_weights(str(stage / name))
+    if verify:
+        _verify_keras(target, stage / name, values)
     return [name]
+
+
+def _verify_keras(target: Target, path: Path, values: dict[str, Any]) -> None:
+    """Clear the assigned variables, load ``path`` back, and compare every value bit for bit."""
+    import numpy as np
+
+    from ckptbridge._live import assign_values
+
+    assign_values(target.live, {k: np.zeros_like(np.asarray(v)) for k, v in values.items()})
+    target.model.load_weights(str(path))
+    wrong = [
+        key
+        for key, value in values.items()
+        if np.asarray(target.live.variables[key]).tobytes() != np.asarray(value).tobytes()
+    ]
+    assign_values(target.live, values)
+    if wrong:
+        raise ConversionError(
+            f"verify: {len(wrong)} variable(s) read back from {path.name} differ from the values "
+            f"written: {', '.join(wrong[:5])}. The model's layers do not save these variables in "
+            ".weights.h5; convert with to='tf2' instead"
+        )
 
 
 def _spec_name(target: Target, key: str) -> str:

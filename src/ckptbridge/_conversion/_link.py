@@ -87,6 +87,7 @@ def write_linked(
         dest = data_path(prefix, number, total)
         if mode == "copy" or not _link(path, dest):
             _copy_file(path, dest)
+            _check_copied(dest, [(a, loc) for a, loc in linked if Path(loc.path) == path])
             copied_whole.add(path)
     if streamed:
         os.replace(stream_path, data_path(prefix, len(shard_ids), total))
@@ -155,6 +156,33 @@ def _worth_copying(
     whole = {p for p, n in used.items() if n >= REUSE_FRACTION * p.stat().st_size}
     keep = [(a, loc) for a, loc in raw if Path(loc.path) in whole]
     return keep, rest + [a for a, loc in raw if Path(loc.path) not in whole]
+
+
+def _check_copied(dest: Path, entries: list[tuple[Action, Any]]) -> None:
+    """Check each entry's CRC32C in the copy ``dest`` (what the per-tensor copy checks too), so
+    a damaged source fails its item instead of giving a damaged output."""
+    import google_crc32c
+
+    from ckptbridge._errors import CorruptCheckpointError
+    from ckptbridge.format._table import unmask_crc
+
+    with dest.open("rb") as fin:
+        for action, loc in sorted(entries, key=lambda e: int(e[1].offset)):
+            fin.seek(loc.offset)
+            crc, remaining = 0, int(loc.size)
+            while remaining:
+                chunk = fin.read(min(8 << 20, remaining))
+                if not chunk:
+                    break
+                crc = google_crc32c.extend(crc, chunk)
+                remaining -= len(chunk)
+            if remaining or crc != unmask_crc(loc.crc32c):
+                name = action.match.sources[0] if action.match is not None else action.key
+                raise CorruptCheckpointError(
+                    f"{loc.path}: bytes {loc.offset}..{loc.offset + loc.size} for {name!r} are "
+                    f"{'truncated' if remaining else 'damaged (CRC32C mismatch)'}. The file is "
+                    "damaged or incomplete; copy it again from its source"
+                )
 
 
 def _link(source: Path, dest: Path) -> bool:

@@ -75,11 +75,25 @@ def list_sources(src: str | os.PathLike[str]) -> SourceSet:
             return SourceSet(tuple(prefixes), current or prefixes[-1], tuple(notes))
     found_all = sorted((p.with_suffix("") for p in path.glob("*.index")), key=_natural)
     if not found_all:
+        found_all = _v1_files(path)
+    if not found_all:
         raise CheckpointNotFoundError(
             f"no checkpoint in directory {str(path)!r}: expected a 'checkpoint' state file or "
             "<prefix>.index files. Pass a checkpoint prefix or a training directory"
         )
     return SourceSet(tuple(found_all), found_all[-1], tuple(notes))
+
+
+def _v1_files(directory: Path) -> list[Path]:
+    """The V1 single-file checkpoints of a directory (LevelDB tables that are not indexes)."""
+    from ckptbridge.format._resolve import has_table_magic
+
+    files = [
+        p
+        for p in directory.iterdir()
+        if p.is_file() and not p.name.endswith(".index") and has_table_magic(p)
+    ]
+    return sorted(files, key=_natural)
 
 
 def _locate(directory: Path, name: str) -> Path | None:
@@ -121,7 +135,10 @@ def run_conversion(
         for out in {out for _, out in groups}:
             out.mkdir(parents=True, exist_ok=True)
             _stage.clean_stale_stages(out)
-        items = _run_items(work, resolved, loaded, overwrite, link, verify, jobs, progress)
+        source_dirs = {(Path(s) if Path(s).is_dir() else Path(s).parent).resolve() for s in sources}
+        items = _run_items(
+            work, resolved, loaded, overwrite, link, verify, jobs, progress, source_dirs
+        )
         report.items.extend(items)
         for sset, out in groups:
             state = _update_state(sset, out, resolved.to, items)
@@ -172,6 +189,7 @@ def _run_items(
     verify: bool,
     jobs: int,
     progress: bool | None,
+    source_dirs: set[Path],
 ) -> list[ItemReport]:
     lock = threading.Lock() if target.to == "keras" else None  # one model, assigned per item
 
@@ -183,6 +201,11 @@ def _run_items(
         error = None
         if out.resolve() == prefix.parent.resolve() and name == prefix.name:
             error = ConversionError(f"output {out / name} would replace its own source {prefix}")
+        elif out.resolve() in (prefix.parent.resolve(), *source_dirs):
+            error = ConversionError(
+                f"output directory {out} is the directory of the source {prefix}: its "
+                "'checkpoint' state file would be replaced. Choose another output directory"
+            )
         elif job in clashes:
             error = ConversionError(
                 f"output {out / name} is also the output of {clashes[job]}; convert sources "

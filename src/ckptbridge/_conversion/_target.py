@@ -19,6 +19,7 @@ from typing import Any
 from ckptbridge._conversion._write import Partition
 from ckptbridge._errors import (
     CheckpointNotFoundError,
+    ConversionError,
     CorruptCheckpointError,
     UnsupportedCheckpointError,
 )
@@ -68,7 +69,20 @@ def load_factory(spec: str) -> Any:
             f"target {spec!r}: cannot import {attr!r} from module {module_name!r} ({exc}). "
             "Expected 'package.module:factory' importable from the current directory or PYTHONPATH"
         ) from None
-    return obj() if callable(obj) else obj
+    except Exception as exc:  # the module's own code failed while importing
+        raise ConversionError(
+            f"target {spec!r}: importing module {module_name!r} failed with "
+            f"{type(exc).__name__}: {exc}. Fix the module, or run it alone to debug (--debug)"
+        ) from exc
+    if not callable(obj):
+        return obj
+    try:
+        return obj()
+    except Exception as exc:  # the user's code: report it as unusable input, in one line
+        raise ConversionError(
+            f"target {spec!r}: calling {attr}() failed with {type(exc).__name__}: {exc}. "
+            "Expected a factory that returns a built model; run it alone to debug (--debug)"
+        ) from exc
 
 
 def resolve_target(target: Any, to: str | None) -> Target:
@@ -175,9 +189,11 @@ def _model_target(model: Any, to: str | None, *, identity: str) -> Target:
             f"to='keras' writes Keras 3 .weights.h5 and needs a Keras 3 model; "
             f"model {live.label!r} is {live.kind}. Use to='tf2' or to='tf1'"
         )
-    ident = identity or f"model:{type(model).__name__}:" + ";".join(
-        f"{s.name}{list(s.shape)}{s.dtype}" for s in live.specs
-    )
+    ident = (
+        (identity or f"model:{type(model).__name__}")
+        + ":"
+        + ";".join(f"{s.name}{list(s.shape)}{s.dtype}" for s in live.specs)
+    )  # the variables too: a changed factory is another target (a rerun must not skip)
     if to != "tf2":
         return Target(
             "model", to, f"model {live.label!r}", live.specs, ident, live=live, model=model
