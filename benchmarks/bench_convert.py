@@ -39,17 +39,6 @@ import keras, tensorflow as tf
 print(tf.train.Checkpoint(model=keras.applications.VGG16(weights=None)).write(sys.argv[1]))
 """
 
-# Until the lead registers the commands in ckptbridge._cli, run them the same way it will.
-RUNNER = """
-import argparse, sys
-from ckptbridge import _cli, _cli_commands as c
-if "convert" in getattr(_cli, "COMMANDS", {}):
-    sys.exit(_cli.main(sys.argv[1:]))
-p = argparse.ArgumentParser(prog="ckptbridge"); sub = p.add_subparsers(dest="command")
-c.add_convert(sub)
-sys.exit(c.run_convert(p.parse_args(sys.argv[1:])))
-"""
-
 
 def run(argv: list[str]) -> tuple[float, int]:
     """Run a child process; return (wall seconds, peak RSS in MB).
@@ -68,7 +57,7 @@ def run(argv: list[str]) -> tuple[float, int]:
 
 
 def convert_argv(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-c", RUNNER, "convert", str(SRC), "--target", str(TEMPLATE),
+    return [sys.executable, "-m", "ckptbridge", "convert", str(SRC), "--target", str(TEMPLATE),
             "--out", str(out), *extra]  # fmt: skip
 
 

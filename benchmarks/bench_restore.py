@@ -21,17 +21,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf
+from make_vgg16 import vgg16_shapes  # beside this script: benchmarks run as scripts
 
 DATA = Path(__file__).resolve().parent / "_data"
-
-_CONV = [
-    ("conv1", [(3, 64), (64, 64)]),
-    ("conv2", [(64, 128), (128, 128)]),
-    ("conv3", [(128, 256), (256, 256), (256, 256)]),
-    ("conv4", [(256, 512), (512, 512), (512, 512)]),
-    ("conv5", [(512, 512), (512, 512), (512, 512)]),
-]
-_FC = [("fc6", [7, 7, 512, 4096]), ("fc7", [1, 1, 4096, 4096]), ("fc8", [1, 1, 4096, 1000])]
 
 
 def _existing_checkpoint() -> str | None:
@@ -50,15 +42,8 @@ def write_slim_vgg16(directory: Path) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     with tf.Graph().as_default(), v1.Session() as sess:
         init = v1.random_normal_initializer(stddev=0.01)
-        for block, layers in _CONV:
-            for i, (c_in, c_out) in enumerate(layers, start=1):
-                with v1.variable_scope(f"vgg_16/{block}/{block}_{i}"):
-                    v1.get_variable("weights", [3, 3, c_in, c_out], initializer=init)
-                    v1.get_variable("biases", [c_out], initializer=init)
-        for name, shape in _FC:
-            with v1.variable_scope(f"vgg_16/{name}"):
-                v1.get_variable("weights", shape, initializer=init)
-                v1.get_variable("biases", shape[-1:], initializer=init)
+        for name, shape in vgg16_shapes():
+            v1.get_variable(name, shape, initializer=init)
         v1.train.get_or_create_global_step()
         sess.run(v1.global_variables_initializer())
         return str(v1.train.Saver().save(sess, str(directory / "model.ckpt")))

@@ -8,7 +8,6 @@ tf.layers model (TheButlah__makrl) still runs: its own ``.meta`` graph is import
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import tensorflow as tf
 import tf_keras
 
 import ckptbridge
+from ckptbridge import _cli
 from ckptbridge.rules import Options
 
 v1 = tf.compat.v1
@@ -149,26 +149,8 @@ def iris_dnn() -> Any:
     return _dnn(keras, 4, 3, named=True)
 
 
-def _cli_main(argv: list[str]) -> int:
-    """``ckptbridge`` itself once ``plan`` is registered in _cli; until then the same wiring."""
-    import argparse
-
-    from ckptbridge import _cli, _cli_commands
-    from ckptbridge._errors import CkptBridgeError
-
-    if "plan" in _cli.COMMANDS:
-        return _cli.main(argv)
-    parser = argparse.ArgumentParser(prog="ckptbridge")
-    _cli_commands.add_plan(parser.add_subparsers(dest="command", required=True))
-    try:
-        return _cli_commands.run_plan(parser.parse_args(argv))
-    except CkptBridgeError as exc:
-        print(f"ckptbridge: error: {exc}", file=sys.stderr)
-        return 2
-
-
 def test_cli_plan_accepts_a_preset(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main = _cli_main
+    main = _cli.main
     argv = ["plan", str(corpus / IRIS), "--target", "test_corpus_families:iris_dnn"]
     assert main([*argv, "--rules", "preset:estimator-dnn", "--json"]) == 0
     out = capsys.readouterr().out

@@ -163,7 +163,6 @@ def test_to_rules_round_trip_of_derived_plans(case: object) -> None:
 
 
 def test_layer_converter_hook_is_used_when_present() -> None:
-    pytest.importorskip("ckptbridge.converters")
     src, tgt = _rnn()
     plan = derive(src, tgt)
     assert all(m.reason.startswith("converter lstm") for m in plan.matches)

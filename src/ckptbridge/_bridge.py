@@ -13,14 +13,13 @@ model imports TensorFlow.
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from ckptbridge._errors import CkptBridgeError
 from ckptbridge.rules._model import Rules
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ckptbridge._conversion import ConversionReport
     from ckptbridge._restore import RestoreReport
     from ckptbridge.engine._plan import MappingPlan
 
@@ -88,7 +87,7 @@ class Bridge:
             target_label=target_side.label,
         )
 
-    def convert(self, src: PathLike, dst_dir: PathLike, **kwargs: Any) -> Any:
+    def convert(self, src: PathLike, dst_dir: PathLike, **kwargs: Any) -> ConversionReport:
         """Re-save ``src`` under ``dst_dir`` in the target's format, with this Bridge's rules.
 
         Keyword arguments go to ``ckptbridge._convert.convert`` (``target=``, ``to=``,
@@ -96,17 +95,10 @@ class Bridge:
 
         >>> Bridge(rules="rules.yaml").convert("old/", "new/", target="template/ckpt-1")
         """
-        try:
-            module = importlib.import_module("ckptbridge._convert")
-        except ModuleNotFoundError as exc:
-            if exc.name != "ckptbridge._convert":
-                raise
-            raise CkptBridgeError(
-                f"cannot convert {str(src)!r}: conversion is not available in this build "
-                "(the module ckptbridge._convert is missing). Use restore() or plan() instead."
-            ) from exc
+        from ckptbridge._convert import convert as run
+
         kwargs.setdefault("rules", self.rules)
-        return module.convert(src, dst_dir, **kwargs)
+        return run(src, dst_dir, **kwargs)
 
 
 def restore(
@@ -129,7 +121,9 @@ def plan(checkpoint: PathLike, target: Any, rules: RulesLike = None) -> MappingP
     return Bridge(rules).plan(checkpoint, target)
 
 
-def convert(src: PathLike, dst_dir: PathLike, *, rules: RulesLike = None, **kwargs: Any) -> Any:
+def convert(
+    src: PathLike, dst_dir: PathLike, *, rules: RulesLike = None, **kwargs: Any
+) -> ConversionReport:
     """Re-save a checkpoint in the target's format; see :meth:`Bridge.convert`.
 
     >>> ckptbridge.convert("old/model.ckpt-1000", "new/", target="template/ckpt-1")

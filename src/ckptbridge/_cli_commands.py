@@ -43,8 +43,8 @@ def _target_arg(value: str) -> Any:
     return value
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+def _print_report(report: Any, as_json: bool) -> None:
+    sys.stdout.write((report.to_json() if as_json else str(report)) + "\n")
 
 
 # -- plan ------------------------------------------------------------------------------------
@@ -77,15 +77,10 @@ def run_plan(args: argparse.Namespace) -> int:
     """
     from ckptbridge._conversion import plan_conversion
 
-    plan = plan_conversion(
-        args.src, _target_arg(args.target), args.rules, getattr(args, "to", None)
-    )
+    plan = plan_conversion(args.src, _target_arg(args.target), args.rules, args.to)
     if args.emit_rules:
         write_rules(plan.to_rules(), Path(args.emit_rules))
-    if args.json:
-        sys.stdout.write(plan.to_json() + "\n")
-    else:
-        sys.stdout.write(f"{plan}\n")
+    _print_report(plan, args.json)
     return 0 if plan.complete else 1
 
 
@@ -163,10 +158,7 @@ def run_convert(args: argparse.Namespace) -> int:
         args.src, args.out, target=_target_arg(args.target), rules=args.rules, to=args.to,
         overwrite=args.overwrite, link=args.link, verify=args.verify, jobs=args.jobs,
     )  # fmt: skip
-    if args.json:
-        sys.stdout.write(report.to_json() + "\n")
-    else:
-        sys.stdout.write(f"{report}\n")
+    _print_report(report, args.json)
     return 0 if report.ok else 1
 
 
@@ -195,11 +187,8 @@ def run_diff(args: argparse.Namespace) -> int:
     from ckptbridge._diff import diff
 
     report = diff(args.a, args.b)
-    if args.json:
-        sys.stdout.write(report.to_json() + "\n")
-    else:
-        sys.stdout.write(f"{report}\n")
-    return 1 if getattr(args, "exit_code", False) and not report.identical else 0
+    _print_report(report, args.json)
+    return 1 if args.exit_code and not report.identical else 0
 
 
 # -- schema ----------------------------------------------------------------------------------
@@ -224,5 +213,5 @@ def run_schema(args: argparse.Namespace) -> int:
     """
     from ckptbridge.rules import rules_json_schema
 
-    _print_json(rules_json_schema())
+    sys.stdout.write(json.dumps(rules_json_schema(), indent=2, sort_keys=True) + "\n")
     return 0

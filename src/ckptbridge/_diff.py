@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 _CHUNK = 1 << 20  # elements compared per step
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
 @dataclass(frozen=True)

@@ -137,11 +137,9 @@ def _require_built(model: Any, kind: ModelKind) -> None:
 
 
 def _model_variables(model: Any, kind: ModelKind) -> list[Any]:
-    if kind == "keras":
-        return list(model.weights)  # excludes seed-generator state and optimizer variables
-    if kind == "tf_keras":
-        return list(model.weights)
-    return list(model.variables)
+    if kind == "module":
+        return list(model.variables)
+    return list(model.weights)  # Keras 3: excludes seed-generator state and optimizer variables
 
 
 def _base_name(variable: Any, kind: ModelKind) -> str:

@@ -204,13 +204,12 @@ def _bulk_read(ckpt: Any, plan: MappingPlan) -> dict[str, Any]:
     tensor buffers that ``assign`` then takes over, with no NumPy copy in between. Anything it
     cannot do (V1 files, damaged data) is left to the native reader, which gives the precise error.
     """
-    kind = str(getattr(ckpt.kind, "value", ckpt.kind))
     eligible = [
         m
         for m in plan.matches
         if len(m.sources) == 1 and all(isinstance(step, Reshape) for step in m.steps)
     ]
-    if kind not in ("tf1", "tf2") or not eligible:
+    if ckpt.kind not in ("tf1", "tf2") or not eligible:
         return {}
     import tensorflow as tf
 

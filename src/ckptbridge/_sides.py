@@ -19,11 +19,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
 from ckptbridge.engine._spec import VarSpec
+from ckptbridge.format._types import OBJECT_GRAPH_KEY
 
-__all__ = ["Side", "checkpoint_specs", "describe_checkpoint", "describe_target", "meta_specs"]
+__all__ = [
+    "Side",
+    "checkpoint_specs",
+    "describe_checkpoint",
+    "describe_target",
+    "meta_specs",
+    "read_meta_file",
+]
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _PART = re.compile(r"/part_\d+(?=/|$)")
 
@@ -150,14 +158,13 @@ def checkpoint_specs(ckpt: Any) -> list[VarSpec]:
     >>> with open_checkpoint("old/model.ckpt-1000") as ckpt:
     ...     specs = checkpoint_specs(ckpt)
     """
-    kind = str(getattr(ckpt.kind, "value", ckpt.kind))
-    return _tf2_specs(ckpt) if kind == "tf2" else _tf1_specs(ckpt)
+    return _tf2_specs(ckpt) if ckpt.kind == "tf2" else _tf1_specs(ckpt)
 
 
 def meta_specs(meta: Any) -> list[VarSpec]:
     """VarSpecs of the variables a ``.meta`` graph declares, partitions folded into one spec.
 
-    >>> specs = meta_specs(read_meta("old/model.ckpt-1000.meta"))
+    >>> specs = meta_specs(read_meta_file(Path("old/model.ckpt-1000.meta")))
     """
     return [
         VarSpec(
@@ -176,17 +183,27 @@ def _is_meta_path(target: object) -> bool:
     return isinstance(target, (str, os.PathLike)) and str(target).endswith(".meta")
 
 
-def _read_meta(path: Path) -> Any:
-    from ckptbridge._errors import CorruptCheckpointError
+def read_meta_file(path: Path) -> Any:
+    """Decode a ``.meta`` file (MetaGraphDef) into the format package's ``MetaInfo``.
+
+    >>> meta = read_meta_file(Path("old/model.ckpt-1000.meta"))
+    """
     from ckptbridge.format import MetaInfo
 
     try:
-        return MetaInfo.decode(path.read_bytes())
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointNotFoundError(
+            f"cannot read .meta file {str(path)!r}: {exc.strerror or exc}. Expected a "
+            "MetaGraphDef written by a TF1 Saver. Check the path, or pass the checkpoint prefix."
+        ) from None
+    try:
+        return MetaInfo.decode(data)
     except ValueError as exc:
         raise CorruptCheckpointError(
             f"cannot read {str(path)!r} as a .meta file: expected a MetaGraphDef written by a TF1 "
             f"Saver, but decoding failed ({exc}). Pass the checkpoint prefix instead."
-        ) from exc
+        ) from None
 
 
 def describe_checkpoint(path: str | os.PathLike[str]) -> Side:
@@ -198,7 +215,7 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> Side:
 
     with open_checkpoint(path) as ckpt:
         specs = checkpoint_specs(ckpt)
-        kind = str(getattr(ckpt.kind, "value", ckpt.kind))
+        kind = str(ckpt.kind.value)
         label = str(ckpt.prefix)
     return Side(specs=tuple(specs), label=label, kind=kind)
 
@@ -216,12 +233,5 @@ def describe_target(target: Any) -> Side:
         return Side(specs=live.specs, label=f"model {live.label!r}", kind="model", live=live)
     if _is_meta_path(target):
         path = Path(target)
-        if not path.is_file():
-            from ckptbridge._errors import CheckpointNotFoundError
-
-            raise CheckpointNotFoundError(
-                f"no .meta file at {str(path)!r}: expected a MetaGraphDef written by a TF1 Saver. "
-                "Check the path, or pass the checkpoint prefix instead."
-            )
-        return Side(specs=tuple(meta_specs(_read_meta(path))), label=str(path), kind="meta")
+        return Side(specs=tuple(meta_specs(read_meta_file(path))), label=str(path), kind="meta")
     return describe_checkpoint(target)

@@ -1,9 +1,10 @@
 """Import TensorFlow on demand, without its start-up noise.
 
 TensorFlow 2.21 writes absl/oneDNN/CUDA notices straight to file descriptor 2 while it is imported
-and first used, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. ckptbridge imports TensorFlow only where a
-live model or a TF-only format (the V1 single file) needs it, and through this function, so the
-command line stays quiet.
+and first used, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. Where ckptbridge itself is the first to
+import TensorFlow (a V1 single file, a model factory named on the command line) it goes through this
+function, so the command line stays quiet. Code that receives a live model imports ``tensorflow``
+plainly: the caller has imported it already.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ from ckptbridge._conversion import _stage
 from ckptbridge._conversion._actions import ActionList, plan_actions, step_from_name
 from ckptbridge._conversion._report import ItemReport
 from ckptbridge._conversion._target import Target
-from ckptbridge._conversion._write import OBJECT_GRAPH_KEY, verify_output
+from ckptbridge._conversion._write import verify_output
 from ckptbridge._errors import CkptBridgeError, ConversionError, OutputExistsError
+from ckptbridge.format._types import OBJECT_GRAPH_KEY
 from ckptbridge.rules import Rules
 
 FORMAT_VERSION = 1
@@ -127,10 +128,6 @@ def _convert(
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     report.verified = verify
-
-
-def _is_tf2(ckpt: Any) -> bool:
-    return str(getattr(ckpt.kind, "value", ckpt.kind)) == "tf2"
 
 
 def _source_step(src: Any, plan: Any, source: Path) -> int | None:

@@ -20,13 +20,8 @@ import numpy as np
 
 from ckptbridge._conversion._actions import Action
 from ckptbridge._conversion._stream import StreamShard, streamable
-from ckptbridge._conversion._write import (
-    OBJECT_GRAPH_KEY,
-    Partition,
-    WriteStats,
-    raw_source,
-    write_actions,
-)
+from ckptbridge._conversion._write import Partition, WriteStats, raw_source, write_actions
+from ckptbridge.format._types import OBJECT_GRAPH_KEY
 
 
 def write_linked(

@@ -41,10 +41,8 @@ def clean_stale_stages(dst_dir: Path) -> list[Path]:
         if not child.name.startswith(STAGE_PREFIX) or not child.is_dir():
             continue
         pid_text = child.name[len(STAGE_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and _alive(int(pid_text)) and int(pid_text) != os.getpid():
-            continue
-        if pid_text.isdigit() and int(pid_text) == os.getpid():
-            continue  # ours, in use by another item of this run
+        if pid_text.isdigit() and (int(pid_text) == os.getpid() or _alive(int(pid_text))):
+            continue  # ours (another item of this run) or another live process's
         shutil.rmtree(child, ignore_errors=True)
         removed.append(child)
     return removed
@@ -94,9 +92,9 @@ def fingerprint_path(dst_dir: Path, name: str) -> Path:
 
 def write_fingerprint(stage: Path, name: str, data: dict[str, Any]) -> str:
     """Write the record into ``stage``; return its file name (published with the output)."""
-    fname = f".{name}.ckptbridge.json"
-    (stage / fname).write_text(json.dumps(data, sort_keys=True, indent=1), encoding="utf-8")
-    return fname
+    path = fingerprint_path(stage, name)
+    path.write_text(json.dumps(data, sort_keys=True, indent=1), encoding="utf-8")
+    return path.name
 
 
 def read_fingerprint(dst_dir: Path, name: str) -> dict[str, Any] | None:

@@ -17,12 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ckptbridge._conversion._write import Partition
-from ckptbridge._errors import (
-    CheckpointNotFoundError,
-    ConversionError,
-    CorruptCheckpointError,
-    UnsupportedCheckpointError,
-)
+from ckptbridge._errors import CheckpointNotFoundError, ConversionError, UnsupportedCheckpointError
 from ckptbridge.engine._spec import VarSpec
 
 _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
@@ -115,7 +110,7 @@ def _checkpoint_target(path: Path, to: str | None) -> Target:
     from ckptbridge.format import open_checkpoint
 
     with open_checkpoint(path) as ckpt:
-        kind = "tf2" if str(getattr(ckpt.kind, "value", ckpt.kind)) == "tf2" else "tf1"
+        kind = "tf2" if ckpt.kind == "tf2" else "tf1"
         specs = tuple(checkpoint_specs(ckpt))
         prefix = Path(ckpt.prefix)
         partitions = _partitions_of_meta(ckpt.meta) if kind == "tf1" else {}
@@ -141,7 +136,7 @@ def _checkpoint_target(path: Path, to: str | None) -> Target:
 
 
 def _meta_target(path: Path, to: str | None) -> Target:
-    from ckptbridge._sides import meta_specs
+    from ckptbridge._sides import meta_specs, read_meta_file
 
     if (to or "tf1") != "tf1":
         raise UnsupportedCheckpointError(
@@ -158,25 +153,6 @@ def _meta_target(path: Path, to: str | None) -> Target:
         identity=f"meta:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}",
         partitions=_partitions_of_meta(meta),
     )
-
-
-def read_meta_file(path: Path) -> Any:
-    """Decode a ``.meta`` file (MetaGraphDef) into the format package's MetaInfo."""
-    from ckptbridge.format._meta import MetaInfo
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointNotFoundError(
-            f"cannot read .meta file {str(path)!r}: {exc.strerror or exc}. Check the path"
-        ) from None
-    try:
-        return MetaInfo.decode(data)
-    except ValueError as exc:
-        raise CorruptCheckpointError(
-            f"{str(path)!r} is not a readable MetaGraphDef ({exc}): expected a .meta file "
-            "written by a TF1 Saver"
-        ) from None
 
 
 def _model_target(model: Any, to: str | None, *, identity: str) -> Target:

@@ -22,8 +22,6 @@ from ckptbridge._errors import ConversionError
 if TYPE_CHECKING:
     from ckptbridge.format import Checkpoint, RawLocation
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-
 
 @dataclass(frozen=True)
 class Partition:
@@ -100,13 +98,12 @@ def write_actions(
     template: Checkpoint | None,
     step: int | None,
     partitions: dict[str, Partition],
-    raw_ok: bool = True,
 ) -> WriteStats:
     """Add every action's entry to ``writer`` (a BundleWriter), raw bytes where possible."""
     stats = WriteStats()
     for action in actions:
         part = partitions.get(action.key)
-        loc = raw_source(src, action) if raw_ok and part is None else None
+        loc = raw_source(src, action) if part is None else None
         if loc is not None:
             writer.add_raw(action.key, loc)
             stats.bytes_copied += loc.size

@@ -1,11 +1,11 @@
-"""Layer converters: mappings that names alone cannot bridge (RNN cells).
+"""Layer converters: mappings that names alone cannot bridge (RNN cells, attention blocks).
 
 The mapping engine calls :func:`propose` before its name and structure matching::
 
     from ckptbridge.converters import propose
     result = propose(source_specs, target_specs, rules.options)
     result.matches     # list[Match]: targets decided here, with steps and a reason
-    result.unmatched   # list[Unmatched]: RNN targets refused, with why (peepholes, reset_after=True...)
+    result.unmatched   # list[Unmatched]: targets refused, with why (peepholes, reset_after=True...)
 
 Pure: no TensorFlow import, no file I/O.
 """

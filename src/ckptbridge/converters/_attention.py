@@ -23,8 +23,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ckptbridge.converters._cells import natural_key, split_name
+from ckptbridge.converters._cells import (
+    BIAS_LEAVES,
+    KERNEL_LEAVES,
+    first_order,
+    natural_key,
+    pick_one,
+    split_name,
+)
 from ckptbridge.converters._common import make_match
+from ckptbridge.engine._names import fmt_shape
 from ckptbridge.engine._plan import Candidate, Match, Unmatched
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.rules._model import Reshape
@@ -37,8 +45,6 @@ _PROJECTIONS: dict[str, tuple[str, ...]] = {
     "value": ("value", "value_dense"),
 }
 _OUTPUT_NAMES = ("attention_output", "output_dense", "output/dense", "output")
-_KERNEL = ("kernel", "weights")
-_BIAS = ("bias", "biases")
 _SHOWN = 3
 
 
@@ -106,11 +112,6 @@ def detect_attention(specs: Sequence[VarSpec]) -> list[AttentionBlock]:
     return blocks
 
 
-def _one(leaves: Mapping[str, VarSpec], names: tuple[str, ...]) -> VarSpec | None:
-    found = [leaves[n] for n in names if n in leaves]
-    return found[0] if len(found) == 1 else None
-
-
 def _projection(
     parent: str, names: tuple[str, ...], leaves: Mapping[str, Mapping[str, VarSpec]]
 ) -> tuple[VarSpec, VarSpec | None] | None:
@@ -118,10 +119,10 @@ def _projection(
     present = [s for s in scopes if s in leaves]
     if len(present) != 1:
         return None
-    kernel = _one(leaves[present[0]], _KERNEL)
+    kernel = pick_one(leaves[present[0]], KERNEL_LEAVES)
     if kernel is None:
         return None
-    return kernel, _one(leaves[present[0]], _BIAS)
+    return kernel, pick_one(leaves[present[0]], BIAS_LEAVES)
 
 
 def _output(
@@ -159,10 +160,14 @@ def _block(parent: str, leaves: Mapping[str, Mapping[str, VarSpec]]) -> Attentio
         return None
     if not _consistent(roles, layout):
         return None
-    orders = [s.order for s in roles.values()]
-    order = None if any(o is None for o in orders) else min(o for o in orders if o is not None)
     return AttentionBlock(
-        layout, parent, roles, heads, head_dim, order, sort_key=natural_key(parent)
+        layout,
+        parent,
+        roles,
+        heads,
+        head_dim,
+        first_order(roles.values()),
+        sort_key=natural_key(parent),
     )
 
 
@@ -281,8 +286,8 @@ def _convert(src: AttentionBlock, dst: AttentionBlock, how: str) -> list[Match]:
         spec = src.roles[role]
         note = _heads_note(role, spec.shape, tgt.shape, keras)
         reason = (
-            f"converter attention: {role.replace('_', ' ')} {_fmt(spec.shape)} -> "
-            f"{_fmt(tgt.shape)} {note}; {src.scope} -> {dst.scope}, {how}"
+            f"converter attention: {role.replace('_', ' ')} {fmt_shape(spec.shape)} -> "
+            f"{fmt_shape(tgt.shape)} {note}; {src.scope} -> {dst.scope}, {how}"
         )
         steps = (Reshape(shape=tgt.shape),) if spec.shape != tgt.shape else ()
         out.append(make_match(tgt, [spec], steps, reason))
@@ -300,7 +305,3 @@ def _heads_note(
     axis = "rows" if role == "output_kernel" else "units" if role.endswith("_bias") else "columns"
     split, total = f"{heads} heads x {per_head}", f"{heads * per_head} {axis}"
     return f"splits {total} into {split}" if len(tgt) > len(src) else f"joins {split} into {total}"
-
-
-def _fmt(shape: tuple[int, ...]) -> str:
-    return str(tuple(shape))

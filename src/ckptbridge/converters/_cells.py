@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ckptbridge.engine._names import strip_key
 from ckptbridge.engine._spec import VarSpec
 
 CellKind = Literal["lstm", "gru", "simple"]
@@ -33,8 +34,8 @@ _TF1_SIMPLE_SCOPE = re.compile(r"basic_rnn_cell(_\d+)?")
 _TF1_LSTM_LAYERS = frozenset({"BasicLSTMCell", "LSTMCell", "LSTMBlockCell"})
 _TF1_GRU_LAYERS = frozenset({"GRUCell"})
 _TF1_SIMPLE_LAYERS = frozenset({"BasicRNNCell"})
-_KERNEL = ("kernel", "weights")
-_BIAS = ("bias", "biases")
+KERNEL_LEAVES = ("kernel", "weights")
+BIAS_LEAVES = ("bias", "biases")
 _PEEPHOLES = ("w_f_diag", "w_i_diag", "w_o_diag")
 _KERAS_KINDS: dict[int, CellKind] = {4: "lstm", 3: "gru", 1: "simple"}
 
@@ -81,9 +82,7 @@ def split_name(name: str) -> tuple[str, str]:
     >>> split_name("lstm/lstm_cell/kernel:0")
     ('lstm/lstm_cell', 'kernel')
     """
-    base = name.removesuffix("/.ATTRIBUTES/VARIABLE_VALUE")
-    base = re.sub(r":\d+$", "", base)
-    scope, _, leaf = base.rpartition("/")
+    scope, _, leaf = strip_key(name).rpartition("/")
     return scope, leaf.lstrip("_")
 
 
@@ -126,7 +125,8 @@ def detect_cells(specs: Sequence[VarSpec]) -> list[Cell]:
     return cells
 
 
-def _pick(leaves: Mapping[str, VarSpec], names: Iterable[str]) -> VarSpec | None:
+def pick_one(leaves: Mapping[str, VarSpec], names: Iterable[str]) -> VarSpec | None:
+    """The one leaf spelled as any of ``names`` (``kernel`` or ``weights``); None if none or two."""
     found = [leaves[n] for n in names if n in leaves]
     return found[0] if len(found) == 1 else None
 
@@ -135,7 +135,8 @@ def _layer_hint(leaves: Mapping[str, VarSpec], kinds: frozenset[str]) -> bool:
     return any(spec.layer in kinds for spec in leaves.values())
 
 
-def _order(specs: Iterable[VarSpec]) -> int | None:
+def first_order(specs: Iterable[VarSpec]) -> int | None:
+    """The earliest creation order among ``specs``; None unless every one has an order."""
     orders = [s.order for s in specs]
     return None if any(o is None for o in orders) else min(o for o in orders if o is not None)
 
@@ -166,7 +167,7 @@ def _keras_cell(scope: str, leaves: Mapping[str, VarSpec]) -> Cell | None:
         roles,
         unsupported,
         reset_after=reset_after,
-        order=_order(roles.values()),
+        order=first_order(roles.values()),
         sort_key=natural_key(scope),
     )
 
@@ -179,7 +180,7 @@ def _tf1_lstm(
         return None
     if not (_TF1_LSTM_SCOPE.fullmatch(last) or _layer_hint(leaves, _TF1_LSTM_LAYERS)):
         return None
-    kernel, bias = _pick(leaves, _KERNEL), _pick(leaves, _BIAS)
+    kernel, bias = pick_one(leaves, KERNEL_LEAVES), pick_one(leaves, BIAS_LEAVES)
     if kernel is None or bias is None or len(kernel.shape) != 2 or len(bias.shape) != 1:
         return None
     cols = bias.shape[0]
@@ -191,7 +192,7 @@ def _tf1_lstm(
     if extra:
         unsupported.append("peepholes (" + ", ".join(split_name(s.name)[1] for s in extra) + ")")
     recurrent_width = units
-    proj = _pick(by_scope.get(f"{scope}/projection", {}), _KERNEL)
+    proj = pick_one(by_scope.get(f"{scope}/projection", {}), KERNEL_LEAVES)
     if proj is not None and len(proj.shape) == 2:
         unsupported.append(f"a projection to {proj.shape[1]} ({proj.name!r})")
         extra.append(proj)
@@ -209,7 +210,7 @@ def _tf1_lstm(
         roles,
         tuple(unsupported),
         tuple(extra),
-        order=_order([kernel, bias, *extra]),
+        order=first_order([kernel, bias, *extra]),
         sort_key=natural_key(scope),
     )
 
@@ -232,10 +233,10 @@ def _tf1_grus(by_scope: Mapping[str, Mapping[str, VarSpec]]) -> list[Cell]:
 
 def _tf1_gru(scope: str, gates: Mapping[str, VarSpec], cand: Mapping[str, VarSpec]) -> Cell | None:
     roles = {
-        "gates_kernel": _pick(gates, _KERNEL),
-        "gates_bias": _pick(gates, _BIAS),
-        "candidate_kernel": _pick(cand, _KERNEL),
-        "candidate_bias": _pick(cand, _BIAS),
+        "gates_kernel": pick_one(gates, KERNEL_LEAVES),
+        "gates_bias": pick_one(gates, BIAS_LEAVES),
+        "candidate_kernel": pick_one(cand, KERNEL_LEAVES),
+        "candidate_bias": pick_one(cand, BIAS_LEAVES),
     }
     found = {k: v for k, v in roles.items() if v is not None}
     if len(found) != 4:
@@ -256,7 +257,7 @@ def _tf1_gru(scope: str, gates: Mapping[str, VarSpec], cand: Mapping[str, VarSpe
         rows - units,
         units,
         found,
-        order=_order(found.values()),
+        order=first_order(found.values()),
         sort_key=natural_key(scope),
     )
 
@@ -267,7 +268,7 @@ def _tf1_simple(scope: str, leaves: Mapping[str, VarSpec]) -> Cell | None:
         return None
     if not (_TF1_SIMPLE_SCOPE.fullmatch(last) or _layer_hint(leaves, _TF1_SIMPLE_LAYERS)):
         return None
-    kernel, bias = _pick(leaves, _KERNEL), _pick(leaves, _BIAS)
+    kernel, bias = pick_one(leaves, KERNEL_LEAVES), pick_one(leaves, BIAS_LEAVES)
     if kernel is None or bias is None or len(kernel.shape) != 2 or len(bias.shape) != 1:
         return None
     units = bias.shape[0]
@@ -281,6 +282,6 @@ def _tf1_simple(scope: str, leaves: Mapping[str, VarSpec]) -> Cell | None:
         kernel.shape[0] - units,
         units,
         roles,
-        order=_order(roles.values()),
+        order=first_order(roles.values()),
         sort_key=natural_key(scope),
     )

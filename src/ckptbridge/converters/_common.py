@@ -1,4 +1,4 @@
-"""Helpers shared by the LSTM and GRU converters: building matches and refusals."""
+"""Helpers shared by the converters: building matches and refusals."""
 
 from __future__ import annotations
 

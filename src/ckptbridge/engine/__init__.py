@@ -17,11 +17,11 @@ Order of decisions (each ``Match.reason`` says which one decided it):
 3. Ordered ``rename`` rules (first fullmatch wins; ``rule rename[i]``).
 4. Unless ``options.derive`` is false:
 
-   a. the layer-converter hook: if the module ``ckptbridge.converters`` exists, its
-      ``propose(source, target, options) -> ConverterResult`` is called on the entries still free
-      (non-auxiliary). ``ConverterResult.matches`` (``Match`` objects, several sources and steps
-      allowed) are taken; ``ConverterResult.unmatched`` (``Unmatched``: cells it recognises but
-      refuses) end in ``missing`` with their ``why``. Without the module this step is skipped.
+   a. layer converters (RNN cells, attention blocks): ``ckptbridge.converters.propose(source,
+      target, options) -> ConverterResult`` is called on the entries still free (non-auxiliary).
+      ``ConverterResult.matches`` (``Match`` objects, several sources and steps allowed) are
+      taken; ``ConverterResult.unmatched`` (``Unmatched``: cells or blocks it recognises but
+      refuses) end in ``missing`` with their ``why``.
    b. names: identical after normalisation (``:0``, ``/.ATTRIBUTES/VARIABLE_VALUE``,
       ``weights->kernel``, ``biases->bias``, Keras 3 ``_kernel``), then the longest common path
       suffix unique on both sides (a model scope in front of one side).

@@ -14,22 +14,26 @@ from ckptbridge.rules._model import Rules
 
 def apply_ignores(st: State, rules: Rules) -> None:
     """Remove ``ignore``d sources and ``ignore_target``ed targets from play."""
-    for i, pattern in enumerate(rules.ignore):
+    _drop(st, st.free_src, st.ignored, rules.ignore, "ignore", "checkpoint key")
+    _drop(st, st.free_tgt, st.ignored_targets, rules.ignore_target, "ignore_target", "target name")
+
+
+def _drop(
+    st: State,
+    free: dict[str, None],
+    dropped: list[str],
+    patterns: tuple[str, ...],
+    rule: str,
+    what: str,
+) -> None:
+    for i, pattern in enumerate(patterns):
         rx = re.compile(pattern)
-        hits = [n for n in st.free_src if _fullmatch(rx, n)]
+        hits = [n for n in free if _fullmatch(rx, n)]
         for n in hits:
-            st.free_src.pop(n)
-            st.ignored.append(n)
+            free.pop(n)
+            dropped.append(n)
         if not hits:
-            st.unused_rules.append(f"ignore[{i}] ({pattern!r}) matched no checkpoint key")
-    for i, pattern in enumerate(rules.ignore_target):
-        rx = re.compile(pattern)
-        hits = [n for n in st.free_tgt if _fullmatch(rx, n)]
-        for n in hits:
-            st.free_tgt.pop(n)
-            st.ignored_targets.append(n)
-        if not hits:
-            st.unused_rules.append(f"ignore_target[{i}] ({pattern!r}) matched no target name")
+            st.unused_rules.append(f"{rule}[{i}] ({pattern!r}) matched no {what}")
 
 
 def apply_map(st: State, rules: Rules, labels: tuple[str, str]) -> None:

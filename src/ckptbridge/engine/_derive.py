@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import gc
-import importlib
-import importlib.util
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from ckptbridge._errors import CkptBridgeError, MappingError, RulesError
 from ckptbridge.engine._apply_rules import (
@@ -26,8 +23,6 @@ from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._structure import match_by_structure
 from ckptbridge.rules._model import Cast, Options, Reshape, Rules, Step
-
-CONVERTERS_MODULE = "ckptbridge.converters"
 
 
 def derive(
@@ -99,23 +94,20 @@ def _classify(st: State) -> None:
 def _run_converters(st: State, options: Options) -> None:
     """Layer-converter hook: ``ckptbridge.converters.propose(source, target, options)``.
 
-    Used only when that module exists. Its ``matches`` are taken as they are (several sources and
-    steps allowed; a source may feed several targets); its ``unmatched`` are targets it recognised
-    but refuses (peepholes, ``reset_after=True``...): they end in ``missing`` with its ``why``.
+    Its ``matches`` are taken as they are (several sources and steps allowed; a source may feed
+    several targets); its ``unmatched`` are targets it recognised but refuses (peepholes,
+    ``reset_after=True``...): they end in ``missing`` with its ``why``.
     """
-    if importlib.util.find_spec(CONVERTERS_MODULE) is None:
-        return
-    propose: Any = getattr(importlib.import_module(CONVERTERS_MODULE), "propose", None)
-    if propose is None:
-        return
+    from ckptbridge.converters import propose  # imports the engine's own modules
+
     srcs, tgts = st.free_sources(), st.free_targets()
     if not srcs or not tgts:
         return
     result = propose(srcs, tgts, options)
-    for m in getattr(result, "matches", ()):
+    for m in result.matches:
         if m.target in st.free_tgt and all(s in st.sources for s in m.sources):
             st.take(m.sources, m.target, tuple(m.steps), m.reason or "layer converter")
-    for u in getattr(result, "unmatched", ()):
+    for u in result.unmatched:
         if u.target in st.free_tgt:
             st.fail(u.target, u.why)
 
@@ -131,12 +123,11 @@ def _use_ema(st: State) -> None:
     replaced by their shadows are left over (``unused``) unless another match still reads them.
     """
     shadows = {a.of: a.name for a in st.aux.values() if a.kind == "ema_shadow" and a.of}
-    matches = [
+    matches = [  # in model order; optimizer state is never averaged
         st.matches[n]
         for n in st.targets
-        if n in st.matches  # model order; optimizer
-        and not all(s in st.aux for s in st.matches[n].sources)
-    ]  # state is never averaged
+        if n in st.matches and not all(s in st.aux for s in st.matches[n].sources)
+    ]
     if not matches:
         return
     if not any(s in shadows for m in matches for s in m.sources):
@@ -215,8 +206,7 @@ def _apply_transforms(st: State, rules: Rules) -> None:
             _release(st, m)
             continue
         if steps != m.steps or reason != m.reason:
-            st.matches[target] = Match(target, m.sources, tuple(steps), reason, m.target_shape,
-                                       m.source_shapes, m.target_dtype)  # fmt: skip
+            st.matches[target] = replace(m, steps=tuple(steps), reason=reason)
     for i, kt in enumerate(rules.transforms):
         if i not in used and kt.sources is None:
             st.unused_rules.append(f"transforms[{i}] ({kt.target!r}) matched no target")

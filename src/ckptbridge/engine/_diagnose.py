@@ -12,6 +12,7 @@ from ckptbridge.engine._names import fmt_shape, layout_compatible, normalise, sc
 from ckptbridge.engine._plan import Candidate, MappingPlan, Unmatched
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype
+from ckptbridge.engine._table import aux_counts
 
 MAX_ROWS = 20  # rows per section of a message before "... and N more"
 MAX_SCORED = MAX_ROWS  # unmatched targets whose candidates are name-scored (the rest: shape only)
@@ -162,8 +163,7 @@ def format_not_found(plan: MappingPlan) -> str:
         lines.append(f"... and {len(plan.missing) - MAX_ROWS} more unmatched {tgt} variables")
     lines += _unused_by_scope(plan)
     if plan.auxiliary:
-        kinds = Counter(a.kind for a in plan.auxiliary)
-        summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        summary = aux_counts(plan.auxiliary)
         lines.append(f"Auxiliary entries in {src!r} (not weights, not needed): {summary}.")
     lines += _snippet(plan)
     return "\n".join(lines)

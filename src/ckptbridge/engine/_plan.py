@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter
 
@@ -25,16 +25,7 @@ AuxKind = Literal[
     "optimizer_other",
 ]
 
-AUX_KINDS: tuple[str, ...] = (
-    "optimizer_slot",
-    "optimizer_power",
-    "global_step",
-    "learning_rate",
-    "ema_shadow",
-    "object_graph",
-    "save_counter",
-    "optimizer_other",
-)
+AUX_KINDS: tuple[str, ...] = get_args(AuxKind)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ckptbridge._errors import MappingError
-from ckptbridge.engine._names import fmt_shape, layout_compatible, strip_key
+from ckptbridge.engine._names import fmt_shape, layout_compatible
 from ckptbridge.engine._plan import Auxiliary, Match, Unmatched
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.rules._model import Reshape, Step
@@ -106,13 +106,4 @@ def _index(specs: Sequence[VarSpec], label: str) -> dict[str, VarSpec]:
                 "name (check that the reader or model listing did not repeat it)"
             )
         out[spec.name] = spec
-    return out
-
-
-def stripped_lookup(specs: dict[str, VarSpec]) -> dict[str, list[str]]:
-    """Map ``strip_key(name)`` (and aliases) to the names that carry it."""
-    out: dict[str, list[str]] = {}
-    for spec in specs.values():
-        for n in {spec.name, *spec.aliases}:
-            out.setdefault(strip_key(n), []).append(spec.name)
     return out

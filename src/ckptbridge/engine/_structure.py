@@ -14,7 +14,6 @@ from typing import Any
 
 from ckptbridge.engine._names import (
     is_unnamed,
-    layout_compatible,
     leaf_of,
     meaningful_leaf,
     natural_key,
@@ -22,7 +21,7 @@ from ckptbridge.engine._names import (
     scope_of,
 )
 from ckptbridge.engine._spec import VarSpec
-from ckptbridge.engine._state import State, fit, same_dtype
+from ckptbridge.engine._state import State, fit
 from ckptbridge.rules._model import Step
 
 Group = list[VarSpec]
@@ -156,7 +155,5 @@ def _unique(
         s, t = srcs[0], tgts[0]
         steps = fit(s, t)
         if steps is None or _leaves_conflict(s, t):
-            continue
-        if not same_dtype(s.dtype, t.dtype) or not layout_compatible(s.shape, t.shape):
             continue
         st.take_pair(s, t, steps, reason)

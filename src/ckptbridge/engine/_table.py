@@ -15,7 +15,8 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_COL else "..." + text[-(MAX_COL - 3) :]
 
 
-def _aux_counts(entries: list[Auxiliary]) -> str:
+def aux_counts(entries: list[Auxiliary]) -> str:
+    """``'2 global_step, 4 optimizer_slot'``: how many entries of each kind."""
     kinds = Counter(a.kind for a in entries)
     return ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
 
@@ -52,10 +53,10 @@ def render_plan(plan: MappingPlan) -> str:
         parts = [f"{s + '/' if s else '(top level)'} ({n})" for s, n in sorted(scopes.items())]
         lines.append(f"Unused ({len(plan.unused)}), by scope: {', '.join(parts)}")
     if plan.auxiliary:
-        lines.append(f"Auxiliary ({len(plan.auxiliary)}): {_aux_counts(plan.auxiliary)}")
+        lines.append(f"Auxiliary ({len(plan.auxiliary)}): {aux_counts(plan.auxiliary)}")
     if plan.target_auxiliary:
         lines.append(f"Target auxiliary, not required ({len(plan.target_auxiliary)}): "
-                     f"{_aux_counts(plan.target_auxiliary)}")  # fmt: skip
+                     f"{aux_counts(plan.target_auxiliary)}")  # fmt: skip
     if plan.ignored:
         lines.append(f"Ignored by rules ({len(plan.ignored)}): {', '.join(plan.ignored[:10])}"
                      f"{' ...' if len(plan.ignored) > 10 else ''}")  # fmt: skip

@@ -29,7 +29,7 @@ from ckptbridge.format._bundle_proto import (
     decode_header,
     encode_slice_key,
 )
-from ckptbridge.format._dtypes import UnknownDtypeError, name_from_enum, numpy_dtype
+from ckptbridge.format._dtypes import dtype_label, has_numpy_form, numpy_dtype
 from ckptbridge.format._proto import ProtoError
 from ckptbridge.format._strings import decode_strings
 from ckptbridge.format._table import TableError, read_table, unmask_crc
@@ -50,14 +50,6 @@ def data_path(prefix: Path, shard: int, num_shards: int) -> Path:
         'm.ckpt.data-00000-of-00001'
     """
     return prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{num_shards:05d}")
-
-
-def _dtype_name(value: int) -> str:
-    try:
-        return name_from_enum(value)
-    except UnknownDtypeError:
-        base = value - 100 if value > 100 else value
-        return {20: "resource", 21: "variant"}.get(base, f"dtype{value}")
 
 
 class BundleReader:
@@ -127,7 +119,7 @@ class BundleReader:
             self.entries[name] = self._validate(name, entry_proto)
 
     def _validate(self, key: str, proto: EntryProto) -> Entry:
-        dtype = _dtype_name(proto.dtype)
+        dtype = dtype_label(proto.dtype, f"dtype{proto.dtype}")
         # Non-empty shapes are bounded by the bytes stored; numpy also bounds empty ones.
         extent = math.prod(max(dim, 1) for dim in proto.shape) if 0 in proto.shape else 0
         if len(proto.shape) > _MAX_RANK or extent >= _MAX_EXTENT:
@@ -150,14 +142,14 @@ class BundleReader:
                 f"expected a shard in 0..{self.num_shards - 1} and non-negative offsets. " + _FIX
             )
         count = math.prod(proto.shape)
+        if not has_numpy_form(dtype):
+            return
         if dtype == "string":  # one varint per element, a 4-byte checksum, then the bytes
             ok = count + 4 <= proto.size
             expected = f"at least {count + 4}"
-        elif dtype in ("resource", "variant") or dtype.startswith("dtype"):
-            return
         else:
-            expected = str(count * numpy_dtype(dtype).itemsize)
-            ok = proto.size == count * numpy_dtype(dtype).itemsize
+            needed = count * numpy_dtype(dtype).itemsize
+            ok, expected = proto.size == needed, str(needed)
         if not ok:
             raise CorruptCheckpointError(
                 f"{where}: shape {list(proto.shape)} of {dtype} needs {expected} bytes, "
@@ -267,7 +259,7 @@ class BundleReader:
             )
 
     def _check_numpy_form(self, key: str, dtype: str) -> None:
-        if dtype in ("resource", "variant") or dtype.startswith("dtype"):
+        if not has_numpy_form(dtype):
             raise UnsupportedCheckpointError(
                 f"{self.prefix}: entry {key!r} holds {dtype} data, which has no numpy form; "
                 "skip this key (it is not a variable value)"

@@ -35,7 +35,7 @@ _ENUM_TO_NAME: dict[int, str] = {
     25: "float8_e4m3fn",
 }
 _NAME_TO_ENUM: dict[str, int] = {name: value for value, name in _ENUM_TO_NAME.items()}
-_RESOURCE, _VARIANT = 20, 21
+_NO_NUMPY_FORM = {20: "resource", 21: "variant"}
 
 _ML_DTYPES = {"bfloat16", "float8_e5m2", "float8_e4m3fn"}
 
@@ -52,12 +52,24 @@ def name_from_enum(value: int) -> str:
         >>> name_from_enum(101)
         'float32'
     """
-    base = value - 100 if value > 100 else value
-    name = _ENUM_TO_NAME.get(base)
+    name = _ENUM_TO_NAME.get(value - 100 if value > 100 else value)
     if name is None:
-        kind = {_RESOURCE: "resource", _VARIANT: "variant"}.get(base, "unknown")
+        kind = dtype_label(value, "unknown")
         raise UnknownDtypeError(f"DataType {value} ({kind}) has no numpy equivalent")
     return name
+
+
+def dtype_label(value: int, unknown: str) -> str:
+    """Name any ``DataType`` value: :func:`name_from_enum`, else ``"resource"``/``"variant"``,
+    else ``unknown`` (for listings that must show every entry, numpy form or not).
+
+    Example::
+
+        >>> dtype_label(1, "?"), dtype_label(20, "?"), dtype_label(99, "?")
+        ('float32', 'resource', '?')
+    """
+    base = value - 100 if value > 100 else value
+    return _ENUM_TO_NAME.get(base) or _NO_NUMPY_FORM.get(base, unknown)
 
 
 def enum_from_name(name: str) -> int:
@@ -76,6 +88,18 @@ def enum_from_name(name: str) -> int:
     return value
 
 
+def has_numpy_form(name: str) -> bool:
+    """True for the dtype names ckptbridge reads and writes as numpy arrays (not resource,
+    variant or unknown ``DataType`` values).
+
+    Example::
+
+        >>> has_numpy_form("bfloat16"), has_numpy_form("variant")
+        (True, False)
+    """
+    return name in _NAME_TO_ENUM
+
+
 def numpy_dtype(name: str) -> np.dtype[np.generic]:
     """Return the little-endian numpy dtype for a dtype name (``object`` for ``"string"``).
 
@@ -91,7 +115,7 @@ def numpy_dtype(name: str) -> np.dtype[np.generic]:
 
         found: np.dtype[np.generic] = np.dtype(getattr(ml_dtypes, name))
         return found
-    if name not in _NAME_TO_ENUM:
+    if not has_numpy_form(name):
         raise UnknownDtypeError(f"unknown dtype name {name!r}")
     native: np.dtype[np.generic] = np.dtype(name)
     return native if sys.byteorder == "little" else native.newbyteorder("<")

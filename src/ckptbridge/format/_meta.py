@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ckptbridge.format._dtypes import UnknownDtypeError, name_from_enum
+from ckptbridge.format._dtypes import dtype_label
 from ckptbridge.format._proto import as_bytes, as_int, as_int64, iter_fields, packed_ints
 
 VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp"})
@@ -121,10 +121,7 @@ def _map_entry(data: bytes) -> tuple[str, bytes]:
 def _attr_dtype(attr: bytes | None) -> str:
     for number, _, value in iter_fields(attr or b""):
         if number == 6:
-            try:
-                return name_from_enum(as_int(value, "attr.type"))
-            except UnknownDtypeError:
-                return {20: "resource", 21: "variant"}.get(as_int(value, "attr.type"), "unknown")
+            return dtype_label(as_int(value, "attr.type"), "unknown")
     return "unknown"
 
 

@@ -245,11 +245,3 @@ class ObjectGraph:
                 parent = here
             nodes[index[path]].attributes.append((VARIABLE_VALUE, full_name, variable_key(path)))
         return cls(nodes)
-
-
-def decode_or_none(data: bytes) -> tuple[ObjectGraph | None, str | None]:
-    """Decode, returning ``(None, reason)`` instead of raising on malformed bytes."""
-    try:
-        return ObjectGraph.decode(data), None
-    except (ProtoError, ValueError) as exc:
-        return None, str(exc)

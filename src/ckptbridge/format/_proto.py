@@ -105,7 +105,7 @@ def packed_ints(value: FieldValue, what: str) -> list[int]:
     pos = 0
     while pos < len(value):
         number, pos = read_varint(value, pos)
-        out.append(number - (1 << 64) if number >= 1 << 63 else number)
+        out.append(as_int64(number, what))
     return out
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ckptbridge._errors import MappingError
+from ckptbridge._live import _dtype_name
 from ckptbridge.optim._types import Family, Hyper, OptimizerPlan, OptimizerSide, SlotRef
 
 __all__ = [
@@ -177,8 +178,7 @@ def describe_optimizer(
                 v = lst[i]
                 name = _name(optimizer, v, flavour)
                 shape = tuple(int(d) for d in v.shape)
-                dtype = str(getattr(v.dtype, "name", v.dtype))
-                slots.append(SlotRef(name, weight, role, shape, dtype))
+                slots.append(SlotRef(name, weight, role, shape, _dtype_name(v)))
                 handles[name] = v
     iterations = optimizer.iterations
     it_name = _name(optimizer, iterations, flavour)
@@ -240,4 +240,4 @@ def assign_optimizer(live_opt: LiveOptimizer, values: dict[str, np.ndarray[Any, 
     """
     for name, value in values.items():
         variable = live_opt.variables[name]
-        variable.assign(value.astype(str(getattr(variable.dtype, "name", variable.dtype))))
+        variable.assign(value.astype(_dtype_name(variable)))

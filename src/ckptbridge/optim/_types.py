@@ -28,7 +28,6 @@ from ckptbridge.engine._plan import Match, Unmatched
 from ckptbridge.rules._model import Step
 
 __all__ = [
-    "FAMILIES",
     "Convention",
     "CounterValue",
     "Family",
@@ -41,14 +40,6 @@ __all__ = [
 
 Family = Literal["adam", "momentum", "rmsprop", "adagrad", "sgd"]
 Convention = Literal["tf1", "keras"]
-
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "adam": ("m", "v"),
-    "momentum": ("momentum",),
-    "rmsprop": ("velocity", "momentum", "average_gradient"),
-    "adagrad": ("accumulator",),
-    "sgd": (),
-}
 
 
 @dataclass(frozen=True)
@@ -168,8 +159,16 @@ class OptimizerPlan:
         []
         """
         rows = [
-            Match(m.target, m.sources, m.steps, m.reason, m.target_shape, m.source_shapes, dtype)
-            for m, dtype in ((m, m.target_dtype) for m in self.slots)
+            Match(
+                m.target,
+                m.sources,
+                m.steps,
+                m.reason,
+                m.target_shape,
+                m.source_shapes,
+                m.target_dtype,
+            )
+            for m in self.slots
         ]
         rows += [
             Match(c.target, c.sources, (), c.reason, (), tuple(() for _ in c.sources), c.dtype)

@@ -52,9 +52,9 @@ def _check_regex(pattern: str) -> str:
 def _check_regexes(patterns: tuple[str, ...]) -> tuple[str, ...]:
     for i, pattern in enumerate(patterns):
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"entry [{i}]: bad regular expression {pattern!r}: {exc}") from None
+            _check_regex(pattern)
+        except ValueError as exc:
+            raise ValueError(f"entry [{i}]: {exc}") from None
     return patterns
 
 
