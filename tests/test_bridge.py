@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import keras
@@ -12,7 +11,7 @@ import tensorflow as tf
 
 import ckptbridge
 from ckptbridge._bridge import Bridge
-from ckptbridge._errors import CkptBridgeError, RulesError
+from ckptbridge._errors import RulesError
 from tf1_builders import TF1Checkpoint, write_convnet_scopes, write_linear_regression
 
 pytestmark = pytest.mark.tf
@@ -138,10 +137,6 @@ def test_every_corpus_checkpoint_plans_against_itself(corpus: Path, relative: st
 
 
 def test_convert_goes_to_the_conversion_module(convnet: TF1Checkpoint, tmp_path: Path) -> None:
-    if importlib.util.find_spec("ckptbridge._convert") is None:
-        with pytest.raises(CkptBridgeError, match=r"conversion is not available in this build"):
-            ckptbridge.convert(convnet.prefix, tmp_path / "out", target=str(convnet.prefix))
-        return
     model = _cnn()
     template = tf.train.Checkpoint(model=model).write(str(tmp_path / "template" / "ckpt"))
     Bridge().convert(convnet.prefix, tmp_path / "out", target=template)

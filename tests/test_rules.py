@@ -201,3 +201,10 @@ def test_steps_keep_their_op_when_defaults_are_left_out(tmp_path: Path) -> None:
     data = rules.model_dump(mode="json", exclude_defaults=True)
     assert [s["op"] for s in data["transforms"][0]["steps"]] == ["slice", "permute_blocks"]
     assert Rules.model_validate(data) == rules
+
+
+def test_a_bad_forget_bias_pattern_is_an_error_when_the_rules_load(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("options:\n  forget_bias_per_key: {'rnn/(cell': 0.8}\n", encoding="utf-8")
+    with pytest.raises(RulesError, match=r"options\.forget_bias_per_key.*bad regular expression"):
+        load_rules(path)

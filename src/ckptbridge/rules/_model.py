@@ -190,6 +190,12 @@ class Options(_Strict):
     forget_bias_per_key: dict[str, float] = Field(default_factory=dict)
     derive: bool = True
 
+    @field_validator("forget_bias_per_key")
+    @classmethod
+    def _keys_compile(cls, v: dict[str, float]) -> dict[str, float]:
+        _check_regexes(tuple(v))
+        return v
+
 
 class Rules(_Strict):
     """A whole rules document. ``Rules()`` is the empty rule set (derive everything)."""
