@@ -399,3 +399,44 @@ def test_sublayers_in_another_order_are_never_matched_across_layers() -> None:
             m.reason,
         )
     assert not plan.complete  # the LayerNorms are ambiguous: explained, not guessed
+
+
+def test_layers_only_the_alphabet_orders_are_not_paired_by_order() -> None:
+    """No creation order on the checkpoint side: 'decoder/...' sorts before 'encoder/...', which
+    says nothing about which came first. Same-shaped layers there are a tie, not a pairing."""
+    src = [
+        VarSpec("encoder/dense/kernel", (4, 4)),
+        VarSpec("encoder/dense/bias", (4,)),
+        VarSpec("decoder/dense/kernel", (4, 4)),
+        VarSpec("decoder/dense/bias", (4,)),
+        VarSpec("out/kernel", (4, 2)),
+        VarSpec("out/bias", (2,)),
+    ]
+    tgt = [
+        VarSpec("enc/kernel", (4, 4), order=0),
+        VarSpec("enc/bias", (4,), order=1),
+        VarSpec("dec/kernel", (4, 4), order=2),
+        VarSpec("dec/bias", (4,), order=3),
+        VarSpec("head/kernel", (4, 2), order=4),
+        VarSpec("head/bias", (2,), order=5),
+    ]
+    plan = derive(src, tgt)
+    assert {m.target: m.source for m in plan.matches} == {
+        "head/kernel": "out/kernel",
+        "head/bias": "out/bias",
+    }
+    assert sorted(u.target for u in plan.missing) == [
+        "dec/bias",
+        "dec/kernel",
+        "enc/bias",
+        "enc/kernel",
+    ]
+
+
+def test_numbered_layers_without_creation_order_still_pair_by_order() -> None:
+    src = [VarSpec(f"vgg/conv3/conv3_{i}/weights", (3, 3, 8, 8)) for i in (1, 2, 3)]
+    tgt = [VarSpec(f"block3_conv{i}/kernel", (3, 3, 8, 8), order=i) for i in (1, 2, 3)]
+    plan = derive(src, tgt)
+    assert [(m.target, m.source) for m in plan.matches] == [
+        (f"block3_conv{i}/kernel", f"vgg/conv3/conv3_{i}/weights") for i in (1, 2, 3)
+    ]

@@ -28,6 +28,7 @@ from ckptbridge.converters._cells import (
     KERNEL_LEAVES,
     first_order,
     natural_key,
+    order_known,
     pick_one,
     split_name,
 )
@@ -227,11 +228,21 @@ def _sorted(blocks: list[AttentionBlock]) -> list[AttentionBlock]:
     return sorted(blocks, key=lambda b: b.sort_key)
 
 
+def _order_known(blocks: list[AttentionBlock]) -> bool:
+    """Creation orders, or scopes that differ only by number (``layer_0``): never alphabetical."""
+    return order_known([b.order for b in blocks], [b.scope for b in blocks])
+
+
 def _pair(
     src: list[AttentionBlock], dst: list[AttentionBlock], refused: list[Unmatched]
 ) -> list[tuple[AttentionBlock, AttentionBlock, str]]:
     n = len(dst)
-    if len(src) == n and all(s.signature == t.signature for s, t in zip(src, dst, strict=True)):
+    if (
+        len(src) == n
+        and _order_known(src)
+        and _order_known(dst)
+        and all(s.signature == t.signature for s, t in zip(src, dst, strict=True))
+    ):
         return [
             (s, t, f"by order (block {i + 1} of {n})")
             for i, (s, t) in enumerate(zip(src, dst, strict=True))

@@ -16,6 +16,7 @@ optionally numbered) or when ``VarSpec.layer`` names the cell class; a Keras cel
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -98,6 +99,42 @@ def natural_key(scope: str) -> tuple[object, ...]:
         pieces = re.split(r"(\d+)", comp)
         parts.append((rank, tuple(int(p) if p.isdigit() else p for p in pieces)))
     return tuple(parts)
+
+
+def order_known(orders: Sequence[int | None], scopes: Sequence[str]) -> bool:
+    """Whether sorting by order settles which unit comes first (False: only the alphabet would).
+
+    Creation orders settle it; without them, scopes must differ only where TensorFlow numbers
+    or directs units (``cell_0``/``cell_1``, ``rnn``/``rnn_1``, ``fw``/``bw``), never by name.
+
+    >>> order_known([None, None], ["encoder/rnn/lstm_cell", "decoder/rnn/lstm_cell"])
+    False
+    >>> order_known([None, None], ["rnn/multi_rnn_cell/cell_1", "rnn/multi_rnn_cell/cell_0"])
+    True
+    """
+    if len(scopes) < 2 or all(o is not None for o in orders):
+        return True
+    return all(_structural(a, b) for a, b in itertools.combinations(scopes, 2))
+
+
+def _structural(a: str, b: str) -> bool:
+    pa, pb = a.split("/"), b.split("/")
+    if len(pa) != len(pb):
+        return False
+    for x, y in zip(pa, pb, strict=True):
+        if x != y:
+            return _unnumbered(x) == _unnumbered(y) or _undirected(x) == _undirected(y)
+    return True
+
+
+def _unnumbered(comp: str) -> str:
+    return re.sub(r"_?\d+", "", comp)
+
+
+def _undirected(comp: str) -> str:
+    if comp in ("fw", "bw"):
+        return "<dir>"
+    return re.sub(r"^(forward|backward)_", "<dir>_", comp)
 
 
 def detect_cells(specs: Sequence[VarSpec]) -> list[Cell]:

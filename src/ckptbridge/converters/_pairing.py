@@ -4,7 +4,9 @@ Rules, for each cell kind (LSTM, GRU, simple RNN), with source and target cells 
 (``VarSpec.order`` when every cell has one, else the natural order of their scopes, forward
 before backward):
 
-1. same number of cells and every positional pair agrees on (in, h): pair by order;
+1. same number of cells, the order known on both sides (creation orders, or scopes that differ only
+   by TensorFlow's numbering or fw/bw, never just alphabetically), and every positional pair agrees
+   on (in, h): pair by order;
 2. one source cell ``.../multi_rnn_cell/cell_0`` and several targets that all fit it: the cell
    object was reused by every layer (``MultiRNNCell([cell] * n)``), so it feeds them all;
 3. otherwise a target and a source that fit only each other are paired by shape; a target that
@@ -18,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ckptbridge.converters._cells import Cell
+from ckptbridge.converters._cells import Cell, order_known
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,7 +84,12 @@ def _sorted(cells: list[Cell]) -> list[Cell]:
 
 def _pair_kind(src: list[Cell], dst: list[Cell]) -> tuple[list[Pair], list[Ambiguous]]:
     n = len(dst)
-    if len(src) == n and all(fits(s, t) for s, t in zip(src, dst, strict=True)):
+    if (
+        len(src) == n
+        and _order_known(src)
+        and _order_known(dst)
+        and all(fits(s, t) for s, t in zip(src, dst, strict=True))
+    ):
         return [
             Pair(s, t, f"by order (cell {i + 1} of {n})")
             for i, (s, t) in enumerate(zip(src, dst, strict=True))
@@ -93,6 +100,10 @@ def _pair_kind(src: list[Cell], dst: list[Cell]) -> tuple[list[Pair], list[Ambig
         )
         return [Pair(src[0], t, how) for t in dst], []
     return _pair_by_shape(src, dst)
+
+
+def _order_known(cells: list[Cell]) -> bool:
+    return order_known([c.order for c in cells], [c.scope for c in cells])
 
 
 def _shared_cell(src: list[Cell], dst: list[Cell]) -> bool:

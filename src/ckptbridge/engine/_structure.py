@@ -8,6 +8,7 @@ Leftovers are matched when their (leaf, shape), shape, or element count is uniqu
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -128,8 +129,39 @@ def _take_aligned(st: State, src: list[Group], tgt: list[Group], reason: str) ->
         return
     if len(kept_src) < len(src) or len(kept_tgt) < len(tgt):
         reason += " (layers with no counterpart set aside)"
-    for p in pairings:
-        _take_pairing(st, p, reason)
+    alphabet_src, alphabet_tgt = _ordered_by_alphabet(kept_src), _ordered_by_alphabet(kept_tgt)
+    for i, p in enumerate(pairings):
+        if i not in alphabet_src and i not in alphabet_tgt:
+            _take_pairing(st, p, reason)
+
+
+def _ordered_by_alphabet(groups: list[Group]) -> set[int]:
+    """Positions whose place in ``groups`` only the alphabet decided, so order cannot pair them.
+
+    Without creation order a side is sorted by name. That is its creation order where names differ
+    by the numbers TensorFlow adds (``conv3_2``/``conv3_3``, ``dense``/``dense_1``, ``Variable_7``)
+    or by direction (``fw``/``bw``), but not where they differ by words: ``decoder/dense`` sorts
+    before ``encoder/dense``. Groups of one signature whose scopes differ by words are interchangeable
+    as far as order knows; they are left to the unique-shape passes, which report the tie.
+    """
+    if all(s.order is not None for g in groups for s in g):
+        return set()
+    by_signature: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        by_signature[_signature(g)].append(i)
+    out: set[int] = set()
+    for positions in by_signature.values():
+        forms = {_unnumbered_scope(groups[i]) for i in positions}
+        if len(forms) > 1:
+            out.update(positions)
+    return out
+
+
+def _unnumbered_scope(group: Group) -> str:
+    scope = scope_of(normalise(group[0].name)) or normalise(group[0].name)
+    scope = re.sub(r"(^|/)(fw|bw)(/|$)", r"\1<dir>\3", scope)
+    scope = re.sub(r"(^|/)(forward|backward)_", r"\1<dir>_", scope)
+    return re.sub(r"_?\d+", "", scope)
 
 
 def _take_pairing(st: State, pairing: Pairing | None, reason: str) -> None:
