@@ -16,14 +16,13 @@ optionally numbered) or when ``VarSpec.layer`` names the cell class; a Keras cel
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ckptbridge.engine._names import strip_key
+from ckptbridge.engine._names import strip_key, unnumbered_scope
 from ckptbridge.engine._spec import VarSpec
 
 CellKind = Literal["lstm", "gru", "simple"]
@@ -114,27 +113,7 @@ def order_known(orders: Sequence[int | None], scopes: Sequence[str]) -> bool:
     """
     if len(scopes) < 2 or all(o is not None for o in orders):
         return True
-    return all(_structural(a, b) for a, b in itertools.combinations(scopes, 2))
-
-
-def _structural(a: str, b: str) -> bool:
-    pa, pb = a.split("/"), b.split("/")
-    if len(pa) != len(pb):
-        return False
-    for x, y in zip(pa, pb, strict=True):
-        if x != y:
-            return _unnumbered(x) == _unnumbered(y) or _undirected(x) == _undirected(y)
-    return True
-
-
-def _unnumbered(comp: str) -> str:
-    return re.sub(r"_?\d+", "", comp)
-
-
-def _undirected(comp: str) -> str:
-    if comp in ("fw", "bw"):
-        return "<dir>"
-    return re.sub(r"^(forward|backward)_", "<dir>_", comp)
+    return len({unnumbered_scope(scope) for scope in scopes}) == 1
 
 
 def detect_cells(specs: Sequence[VarSpec]) -> list[Cell]:

@@ -115,6 +115,22 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     return tuple(out)
 
 
+def unnumbered_scope(scope: str) -> str:
+    """``scope`` without what TensorFlow adds to tell siblings apart: numbers and directions.
+
+    Two scopes with the same form differ only by creation counters (``dense``/``dense_1``,
+    ``cell_0``/``cell_1``, ``conv3_2``/``conv3_3``) or by direction (``fw``/``bw``,
+    ``forward_lstm``/``backward_lstm``), so sorting them by name sorts them by creation; scopes of
+    different forms (``encoder``/``decoder``) are only ordered by the alphabet.
+
+    >>> unnumbered_scope("rnn/multi_rnn_cell/cell_1/lstm_cell"), unnumbered_scope("bidirectional_rnn/bw")
+    ('rnn/multi_rnn_cell/cell/lstm_cell', 'bidirectional_rnn/<dir>')
+    """
+    scope = re.sub(r"(^|/)(fw|bw)(?=/|$)", r"\1<dir>", scope)
+    scope = re.sub(r"(^|/)(forward|backward)_", r"\1<dir>_", scope)
+    return re.sub(r"_?\d+", "", scope)
+
+
 def suffixes(norm: str) -> Iterable[tuple[int, str]]:
     """Yield ``(length, suffix)`` for every component suffix, longest first.
 

@@ -8,7 +8,6 @@ Leftovers are matched when their (leaf, shape), shape, or element count is uniqu
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -20,6 +19,7 @@ from ckptbridge.engine._names import (
     natural_key,
     normalise,
     scope_of,
+    unnumbered_scope,
 )
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, fit
@@ -158,10 +158,8 @@ def _ordered_by_alphabet(groups: list[Group]) -> set[int]:
 
 
 def _unnumbered_scope(group: Group) -> str:
-    scope = scope_of(normalise(group[0].name)) or normalise(group[0].name)
-    scope = re.sub(r"(^|/)(fw|bw)(/|$)", r"\1<dir>\3", scope)
-    scope = re.sub(r"(^|/)(forward|backward)_", r"\1<dir>_", scope)
-    return re.sub(r"_?\d+", "", scope)
+    norm = normalise(group[0].name)
+    return unnumbered_scope(scope_of(norm) or norm)
 
 
 def _take_pairing(st: State, pairing: Pairing | None, reason: str) -> None:
