@@ -12,18 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ckptbridge import _cli_commands as commands
 from ckptbridge._errors import CkptBridgeError
+from ckptbridge.cli import _commands as commands
 from ckptbridge.format import BundleWriter, open_checkpoint
 from ckptbridge.rules import load_rules
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The console script's main (ckptbridge._cli) once these commands are registered there; until then
+# The console script's main (ckptbridge.cli._main) once these commands are registered there; until then
 # the same wiring: one line on stderr and exit 2 for a CkptBridgeError or a bad path.
 RUNNER = """
 import argparse, sys
-from ckptbridge import _cli, _cli_commands as c
+from ckptbridge.cli import _commands as c, _main as _cli
 from ckptbridge._errors import CkptBridgeError
 def local_main(argv):
     parser = argparse.ArgumentParser(prog="ckptbridge")

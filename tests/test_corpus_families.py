@@ -19,7 +19,7 @@ import tensorflow as tf
 import tf_keras
 
 import ckptbridge
-from ckptbridge import _cli
+from ckptbridge.cli import _main as _cli
 from ckptbridge.rules import Options
 
 v1 = tf.compat.v1
@@ -102,9 +102,9 @@ def test_estimator_dnn_preset(
 
 def test_estimator_dnn_preset_never_trusts_keras_counters() -> None:
     """Auto-named layers start wherever the session's counter is: dense_2 may be the first layer."""
-    from ckptbridge._live import describe_model
     from ckptbridge.engine import VarSpec, derive
     from ckptbridge.rules import load_rules
+    from ckptbridge.sides._live import describe_model
 
     keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(10), keras.layers.Dense(10)]

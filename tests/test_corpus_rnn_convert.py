@@ -31,8 +31,8 @@ import tensorflow as tf
 import tf_keras
 
 import ckptbridge
-from ckptbridge._cli import main as cli_main
-from ckptbridge._convert import ConversionReport
+from ckptbridge.cli._main import main as cli_main
+from ckptbridge.conversion import ConversionReport
 
 pytestmark = pytest.mark.tf
 v1 = tf.compat.v1

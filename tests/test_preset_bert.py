@@ -22,7 +22,7 @@ import tensorflow as tf
 
 import ckptbridge
 from ckptbridge.rules import Reshape, load_rules
-from test_converters_attention import tf1_attention, tf1_dense
+from test_engine_converters_attention import tf1_attention, tf1_dense
 
 v1 = tf.compat.v1
 VOCAB, H, HEADS, LAYERS, INTER, MAX_POS = 50, 16, 2, 2, 32, 12

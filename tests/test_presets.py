@@ -157,7 +157,7 @@ def _slim_vgg16_specs(classes: int = 1000) -> list[VarSpec]:
 
 
 def test_slim_vgg16_preset_plans_the_real_keras_vgg16() -> None:
-    from ckptbridge._live import describe_model
+    from ckptbridge.sides._live import describe_model
 
     model = keras.applications.VGG16(weights=None)
     plan = derive(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ckptbridge._cli import COMMANDS
+from ckptbridge.cli._main import COMMANDS
 from ckptbridge.rules import load_rules
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")

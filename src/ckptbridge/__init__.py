@@ -30,9 +30,9 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; imported on first access so that `import ckptbridge` stays light.
 _LAZY: dict[str, str] = {
-    "inspect": "ckptbridge._inspect",
-    "load_variables": "ckptbridge._inspect",
-    "CheckpointInfo": "ckptbridge._inspect",
+    "inspect": "ckptbridge.tools",
+    "load_variables": "ckptbridge.tools",
+    "CheckpointInfo": "ckptbridge.tools",
     "Rules": "ckptbridge.rules",
     "load_rules": "ckptbridge.rules",
     "MappingPlan": "ckptbridge.engine",
@@ -40,8 +40,8 @@ _LAZY: dict[str, str] = {
     "restore": "ckptbridge._bridge",
     "plan": "ckptbridge._bridge",
     "convert": "ckptbridge._bridge",
-    "RestoreReport": "ckptbridge._restore",
-    "ConversionReport": "ckptbridge._convert",
+    "RestoreReport": "ckptbridge.restoring",
+    "ConversionReport": "ckptbridge.conversion",
     "NotFoundError": "ckptbridge._errors",
 }
 
@@ -71,13 +71,26 @@ __all__ = [
 ]
 
 
-# Public subpackages, importable as attributes (``ckptbridge.format.open_checkpoint``).
-_SUBPACKAGES = frozenset({"converters", "engine", "format", "optim", "rules", "transforms"})
+# Subpackages, importable as attributes (``ckptbridge.format.open_checkpoint``); ``converters``
+# and ``optim`` are the engine's pure parts, kept under their first names.
+_SUBPACKAGES: dict[str, str] = {
+    "cli": "ckptbridge.cli",
+    "conversion": "ckptbridge.conversion",
+    "converters": "ckptbridge.engine.converters",
+    "engine": "ckptbridge.engine",
+    "format": "ckptbridge.format",
+    "optim": "ckptbridge.engine.optim",
+    "restoring": "ckptbridge.restoring",
+    "rules": "ckptbridge.rules",
+    "sides": "ckptbridge.sides",
+    "tools": "ckptbridge.tools",
+    "transforms": "ckptbridge.transforms",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBPACKAGES:
-        return importlib.import_module(f"ckptbridge.{name}")
+        return importlib.import_module(_SUBPACKAGES[name])
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'ckptbridge' has no attribute {name!r}")
@@ -92,9 +105,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ckptbridge._bridge import Bridge, convert, plan, restore
-    from ckptbridge._convert import ConversionReport
     from ckptbridge._errors import NotFoundError
-    from ckptbridge._inspect import CheckpointInfo, inspect, load_variables
-    from ckptbridge._restore import RestoreReport
+    from ckptbridge.conversion import ConversionReport
     from ckptbridge.engine import MappingPlan
+    from ckptbridge.restoring import RestoreReport
     from ckptbridge.rules import Rules, load_rules
+    from ckptbridge.tools import CheckpointInfo, inspect, load_variables

@@ -1,5 +1,5 @@
 """``python -m ckptbridge``: the same command line as the ``ckptbridge`` script."""
 
-from ckptbridge._cli import main
+from ckptbridge.cli import main
 
 raise SystemExit(main())

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from ckptbridge.rules._model import Rules
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ckptbridge._conversion import ConversionReport
-    from ckptbridge._restore import RestoreReport
+    from ckptbridge.conversion import ConversionReport
     from ckptbridge.engine._plan import MappingPlan
+    from ckptbridge.restoring import RestoreReport
 
 __all__ = ["Bridge", "convert", "plan", "restore"]
 
@@ -60,7 +60,7 @@ class Bridge:
 
         >>> print(Bridge().restore(model, "old/model.ckpt-1000"))
         """
-        from ckptbridge._restore import restore_into
+        from ckptbridge.restoring import restore_into
 
         use_strict = self.strict if strict is None else strict
         return restore_into(model, checkpoint, self.rules, strict=use_strict)
@@ -74,8 +74,8 @@ class Bridge:
         >>> Bridge().plan("old/model.ckpt-1000", "new/ckpt-1").complete
         True
         """
-        from ckptbridge._sides import describe_checkpoint, describe_target
         from ckptbridge.engine import derive
+        from ckptbridge.sides import describe_checkpoint, describe_target
 
         target_side = describe_target(target)
         source_side = describe_checkpoint(checkpoint)
@@ -90,12 +90,12 @@ class Bridge:
     def convert(self, src: PathLike, dst_dir: PathLike, **kwargs: Any) -> ConversionReport:
         """Re-save ``src`` under ``dst_dir`` in the target's format, with this Bridge's rules.
 
-        Keyword arguments go to ``ckptbridge._convert.convert`` (``target=``, ``to=``,
+        Keyword arguments go to ``ckptbridge.conversion.convert`` (``target=``, ``to=``,
         ``overwrite=``, ``link=``, ``verify=``).
 
         >>> Bridge(rules="rules.yaml").convert("old/", "new/", target="template/ckpt-1")
         """
-        from ckptbridge._convert import convert as run
+        from ckptbridge.conversion import convert as run
 
         kwargs.setdefault("rules", self.rules)
         return run(src, dst_dir, **kwargs)

@@ -17,7 +17,7 @@ Order of decisions (each ``Match.reason`` says which one decided it):
 3. Ordered ``rename`` rules (first fullmatch wins; ``rule rename[i]``).
 4. Unless ``options.derive`` is false:
 
-   a. layer converters (RNN cells, attention blocks): ``ckptbridge.converters.propose(source,
+   a. layer converters (RNN cells, attention blocks): ``ckptbridge.engine.converters.propose(source,
       target, options) -> ConverterResult`` is called on the entries still free (non-auxiliary).
       ``ConverterResult.matches`` (``Match`` objects, several sources and steps allowed) are
       taken; ``ConverterResult.unmatched`` (``Unmatched``: cells or blocks it recognises but

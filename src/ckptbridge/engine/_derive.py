@@ -92,13 +92,13 @@ def _classify(st: State) -> None:
 
 
 def _run_converters(st: State, options: Options) -> None:
-    """Layer-converter hook: ``ckptbridge.converters.propose(source, target, options)``.
+    """Layer-converter hook: ``ckptbridge.engine.converters.propose(source, target, options)``.
 
     Its ``matches`` are taken as they are (several sources and steps allowed; a source may feed
     several targets); its ``unmatched`` are targets it recognised but refuses (peepholes,
     ``reset_after=True``...): they end in ``missing`` with its ``why``.
     """
-    from ckptbridge.converters import propose  # imports the engine's own modules
+    from ckptbridge.engine.converters import propose  # imports the engine's own modules
 
     srcs, tgts = st.free_sources(), st.free_targets()
     if not srcs or not tgts:

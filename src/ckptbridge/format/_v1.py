@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ckptbridge._errors import CorruptCheckpointError
-from ckptbridge._tf import import_tensorflow
+from ckptbridge._optional import import_tensorflow
 from ckptbridge.format._dtypes import UnknownDtypeError, numpy_dtype
 from ckptbridge.format._resolve import has_table_magic
 from ckptbridge.format._types import Entry

@@ -1,0 +1,217 @@
+"""The ``plan``, ``convert``, ``diff`` and ``schema`` subcommands of the ``ckptbridge`` CLI.
+
+Each command is an ``add_<cmd>(subparsers)`` that declares it and a ``run_<cmd>(args) -> int``
+that runs it; the main parser (:mod:`ckptbridge.cli._main`) wires them in and turns any
+``CkptBridgeError`` into one line on stderr and exit code 2. Exit codes: 0 success; 1 an
+incomplete plan, or some converted items failed; 2 bad usage or unusable input.
+
+None of these imports TensorFlow unless a model target (``package.module:factory``) or
+``--to keras`` needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ckptbridge._errors import RulesError
+from ckptbridge._optional import import_tensorflow
+
+__all__ = [
+    "add_convert",
+    "add_diff",
+    "add_plan",
+    "add_schema",
+    "run_convert",
+    "run_diff",
+    "run_plan",
+    "run_schema",
+]
+
+
+def _target_arg(value: str) -> Any:
+    """A CLI target: a checkpoint path or ``.meta`` file as given, or a model from a factory."""
+    from ckptbridge.sides import is_factory_spec, load_factory
+
+    if is_factory_spec(value):
+        import_tensorflow()
+        return load_factory(value)
+    return value
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    sys.stdout.write((report.to_json() if as_json else str(report)) + "\n")
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+
+def add_plan(subparsers: Any) -> None:
+    """Declare ``ckptbridge plan SRC --target T [--rules F] [--emit-rules F] [--json]``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "plan",
+        help="show how a checkpoint's entries map onto a target",
+        description="Derive the mapping from SRC onto a target (template checkpoint, .meta file "
+        "or package.module:factory model). Exit 0 when every target variable is matched, 1 if not.",
+    )
+    p.add_argument("src", metavar="SRC", help="checkpoint prefix, directory or V1 file")
+    p.add_argument(
+        "--target", "-t", required=True, metavar="T", help="template, .meta or module:factory"
+    )
+    p.add_argument("--rules", metavar="F", help="rules file (YAML/TOML/JSON) or preset:NAME")
+    p.add_argument(
+        "--emit-rules", metavar="F", help="write rules that reproduce this plan (.yaml/.json)"
+    )
+    p.add_argument("--to", choices=("tf1", "tf2", "keras"), help="output format, as for convert")
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Run ``plan``: print the plan; 0 when complete, 1 when some target variable is unmatched.
+
+    Example: ``ckptbridge plan old/model.ckpt-1000 --target new/ckpt-1 --emit-rules rules.yaml``.
+    """
+    from ckptbridge.conversion import plan_conversion
+
+    plan = plan_conversion(args.src, _target_arg(args.target), args.rules, args.to)
+    if args.emit_rules:
+        write_rules(plan.to_rules(), Path(args.emit_rules))
+    _print_report(plan, args.json)
+    return 0 if plan.complete else 1
+
+
+def write_rules(rules: Any, path: Path) -> None:
+    """Write a Rules document as YAML (``.yaml``/``.yml``) or JSON (``.json``), atomically.
+
+    Example: ``write_rules(plan.to_rules(), Path("rules.yaml"))``.
+    """
+    data = rules.model_dump(mode="json", exclude_defaults=True)
+    data.setdefault("version", 1)
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    elif suffix == ".json":
+        text = json.dumps(data, indent=2) + "\n"
+    else:
+        raise RulesError(
+            f"--emit-rules {str(path)!r}: unknown extension {suffix or '(none)'!r}; "
+            "expected .yaml, .yml or .json"
+        )
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- convert ---------------------------------------------------------------------------------
+
+
+def add_convert(subparsers: Any) -> None:
+    """Declare ``ckptbridge convert SRC... --target T --out DIR [options]``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "convert",
+        help="re-save checkpoints in the target's format",
+        description="Convert each SRC (a prefix, or a directory: every step of its state file) "
+        "into DIR. A batch carries on past failures: exit 1 if some items failed.",
+    )
+    p.add_argument("src", nargs="+", metavar="SRC", help="checkpoint prefixes or directories")
+    p.add_argument(
+        "--target", "-t", required=True, metavar="T", help="template, .meta or module:factory"
+    )
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
+    p.add_argument(
+        "--to", choices=("tf1", "tf2", "keras"), help="output format (default: the target's)"
+    )
+    p.add_argument("--rules", metavar="F", help="rules file (YAML/TOML/JSON) or preset:NAME")
+    p.add_argument("--jobs", "-j", type=_positive, default=1, metavar="N", help="items in parallel")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--link", action="store_true", help="hard-link untouched source shards")
+    p.add_argument("--verify", action="store_true", help="re-read and compare every tensor")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON document")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Run ``convert``: print the report; 0 when every item converted or was skipped, else 1.
+
+    Example: ``ckptbridge convert runs/exp1 --target template/ckpt-1 --out converted/``.
+    """
+    from ckptbridge.conversion import run_conversion
+
+    if args.to == "keras":
+        import_tensorflow()
+    report = run_conversion(
+        args.src, args.out, target=_target_arg(args.target), rules=args.rules, to=args.to,
+        overwrite=args.overwrite, link=args.link, verify=args.verify, jobs=args.jobs,
+    )  # fmt: skip
+    _print_report(report, args.json)
+    return 0 if report.ok else 1
+
+
+# -- diff ------------------------------------------------------------------------------------
+
+
+def add_diff(subparsers: Any) -> None:
+    """Declare ``ckptbridge diff A B [--json] [--exit-code]``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "diff",
+        help="compare two checkpoints entry by entry",
+        description="Keys only in A or only in B, dtype/shape differences, and the largest "
+        "absolute difference per common key (streamed, one tensor at a time).",
+    )
+    p.add_argument("a", metavar="A", help="checkpoint prefix, directory or V1 file")
+    p.add_argument("b", metavar="B", help="checkpoint prefix, directory or V1 file")
+    p.add_argument("--json", action="store_true", help="print the comparison as one JSON document")
+    p.add_argument("--exit-code", action="store_true", help="exit 1 when the checkpoints differ")
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """Run ``diff``: print the comparison; 0 (or, with ``--exit-code``, 1 when they differ).
+
+    Example: ``ckptbridge diff old/model.ckpt-5 converted/model.ckpt-5 --json``.
+    """
+    from ckptbridge.tools._diff import diff
+
+    report = diff(args.a, args.b)
+    _print_report(report, args.json)
+    return 1 if args.exit_code and not report.identical else 0
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+def add_schema(subparsers: Any) -> None:
+    """Declare ``ckptbridge schema``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "schema",
+        help="print the JSON Schema of rules files",
+        description="Print the JSON Schema of ckptbridge rules (for editors and validators).",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="accepted for symmetry: output is JSON anyway"
+    )
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    """Run ``schema``: print the rules' JSON Schema as one JSON document.
+
+    Example: ``ckptbridge schema > rules.schema.json``.
+    """
+    from ckptbridge.rules import rules_json_schema
+
+    sys.stdout.write(json.dumps(rules_json_schema(), indent=2, sort_keys=True) + "\n")
+    return 0

@@ -1,0 +1,104 @@
+"""The ``ckptbridge`` command line (also ``python -m ckptbridge``).
+
+Each command is a pair registered in :data:`COMMANDS`: ``_add_<cmd>(subparsers)`` declares its
+arguments and ``_run_<cmd>(args) -> int`` does the work. To add a command, write the pair and add it
+to ``COMMANDS``. Errors from ckptbridge (and OSError on user paths) print one line on stderr and
+exit 2; ``--debug`` shows the traceback::
+
+    $ ckptbridge inspect old/model.ckpt-1000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ckptbridge._errors import CkptBridgeError
+from ckptbridge.cli import _commands as _cmd
+
+EXIT_OK, EXIT_ERROR = 0, 2
+
+Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+def _add_inspect(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "inspect",
+        help="list what a checkpoint holds (kind, entries, object graph, .meta facts)",
+        description="List a checkpoint's kind, entries (key, dtype, shape, bytes), object-graph "
+        "variables and .meta facts. Accepts a prefix, a directory, or a V1 file.",
+    )
+    parser.add_argument("path", help="checkpoint prefix, training directory, or V1 checkpoint file")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of a table"
+    )
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from ckptbridge.tools._inspect import inspect
+
+    info = inspect(args.path)
+    print(info.to_json() if args.json else str(info))
+    return EXIT_OK
+
+
+# name -> (add arguments, run), in the order `ckptbridge --help` lists them.
+COMMANDS: dict[str, tuple[Callable[[Subparsers], None], Callable[[argparse.Namespace], int]]] = {
+    "inspect": (_add_inspect, _run_inspect),
+    "plan": (_cmd.add_plan, _cmd.run_plan),
+    "convert": (_cmd.add_convert, _cmd.run_convert),
+    "diff": (_cmd.add_diff, _cmd.run_diff),
+    "schema": (_cmd.add_schema, _cmd.run_schema),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every registered command.
+
+    Example::
+
+        build_parser().parse_args(["inspect", "m.ckpt"]).command   # 'inspect'
+    """
+    parser = argparse.ArgumentParser(
+        prog="ckptbridge",
+        description="Read, map, restore and convert TensorFlow checkpoints across TF1/TF2.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add, _ in COMMANDS.values():
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 success, 1 some items failed or unmatched,
+    2 error or usage error).
+
+    Example::
+
+        main(["inspect", "old/model.ckpt-1000", "--json"])
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet if a V1 file needs TensorFlow
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return COMMANDS[args.command][1](args)
+    except BrokenPipeError:  # e.g. `ckptbridge inspect x | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown quiet
+        return EXIT_OK
+    except (CkptBridgeError, OSError, KeyError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(
+            f"ckptbridge: error: {message.splitlines()[0] if message else type(exc).__name__}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR

@@ -1,0 +1,40 @@
+"""Conversion between checkpoint formats: streaming, atomic, restartable.
+
+Modules: ``_target`` (what the output looks like), ``_actions`` (where each output value comes
+from), ``_write`` / ``_link`` (bundle writing, raw copies, hard links), ``_objgraph`` (pruning a TF2
+object graph), ``_stage`` (atomic publication), ``_item`` (one checkpoint), ``_run`` (sources,
+batches, state files), ``_report`` (the :class:`ConversionReport`), ``_export`` (a live Keras
+model and its optimizer as a TF1 checkpoint). The public verb is :func:`ckptbridge.convert`::
+
+    report = convert("old/run", "new/run", target="template/ckpt-1")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ckptbridge.conversion._api import convert
+from ckptbridge.conversion._report import ConversionReport, ItemReport
+from ckptbridge.conversion._run import list_sources, plan_conversion, run_conversion
+
+__all__ = [
+    "ConversionReport",
+    "ItemReport",
+    "convert",
+    "list_sources",
+    "plan_conversion",
+    "run_conversion",
+    "save_tf1_checkpoint",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "save_tf1_checkpoint":  # imports the live side only when used
+        from ckptbridge.conversion._export import save_tf1_checkpoint
+
+        return save_tf1_checkpoint
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ckptbridge.conversion._export import save_tf1_checkpoint

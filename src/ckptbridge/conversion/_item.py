@@ -1,0 +1,255 @@
+"""Convert one source checkpoint into one output, atomically, or skip it when already done."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ckptbridge._errors import CkptBridgeError, ConversionError, OutputExistsError
+from ckptbridge.conversion import _stage
+from ckptbridge.conversion._actions import ActionList, plan_actions, step_from_name
+from ckptbridge.conversion._report import ItemReport
+from ckptbridge.conversion._target import Target
+from ckptbridge.conversion._write import verify_output
+from ckptbridge.format._types import OBJECT_GRAPH_KEY
+from ckptbridge.rules import Rules
+
+FORMAT_VERSION = 1
+
+
+def output_name(source: Path, to: str) -> str:
+    """File name of the output for ``source``: the same prefix name (``.weights.h5`` for Keras)."""
+    return f"{source.name}.weights.h5" if to == "keras" else source.name
+
+
+def _visible_file(out_dir: Path, name: str, to: str) -> Path:
+    return out_dir / (name if to == "keras" else f"{name}.index")
+
+
+def convert_item(
+    source: Path,
+    out_dir: Path,
+    target: Target,
+    rules: Rules,
+    *,
+    overwrite: bool,
+    link: bool,
+    verify: bool,
+) -> ItemReport:
+    """Convert the checkpoint at prefix ``source`` into ``out_dir``; never raises for the item.
+
+    Example: ``convert_item(Path("run/model.ckpt-5"), Path("out"), target, Rules(), ...)``.
+    """
+    name = output_name(source, target.to)
+    report = ItemReport(source=str(source), output=str(out_dir / name))
+    try:
+        stamp = _source_stamp(source)
+        fingerprint = {
+            "version": FORMAT_VERSION,
+            "source": str(source.resolve()),
+            "source_files": stamp,
+            "target": target.identity,
+            "to": target.to,
+            "rules": rules.model_dump_json(),
+        }
+        if _visible_file(out_dir, name, target.to).exists():
+            if not overwrite and _stage.read_fingerprint(out_dir, name) == fingerprint:
+                report.status = "skipped"
+                return report
+            if not overwrite:
+                raise OutputExistsError(
+                    f"{_visible_file(out_dir, name, target.to)} already exists and was not written "
+                    f"by this same conversion of {str(source)!r}. Pass overwrite=True "
+                    "(--overwrite) to replace it, or choose another output directory"
+                )
+        _convert(
+            source, out_dir, name, target, rules, fingerprint, report, link=link, verify=verify
+        )
+    except CkptBridgeError as exc:
+        report.status, report.error = "failed", str(exc)
+    except Exception as exc:  # a batch carries on past any failure of one item, and reports it
+        report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
+    return report
+
+
+def _source_stamp(source: Path) -> list[list[Any]]:
+    files = [
+        p
+        for p in source.parent.iterdir()
+        if p.name.startswith(f"{source.name}.") and not p.name.endswith(".meta")
+    ]
+    if source.is_file():
+        files.append(source)
+    return _stage.source_stamp(files)
+
+
+def _convert(
+    source: Path,
+    out_dir: Path,
+    name: str,
+    target: Target,
+    rules: Rules,
+    fingerprint: dict[str, Any],
+    report: ItemReport,
+    *,
+    link: bool,
+    verify: bool,
+) -> None:
+    from ckptbridge.engine import derive
+    from ckptbridge.format import open_checkpoint
+    from ckptbridge.sides._checkpoint import checkpoint_specs
+
+    with open_checkpoint(source) as src:
+        source_specs = checkpoint_specs(src)  # TF2 names that are paths: src.read resolves them
+        plan = derive(
+            source_specs, target.specs, rules, source_label=str(source), target_label=target.label
+        )
+        report.matched, report.unused = len(plan.matches), len(plan.unused)
+        report.auxiliary = len(plan.auxiliary)
+        actions = plan_actions(
+            plan, target.specs, rules, has_template=target.template is not None,
+            source_label=str(source), sources={s.name: s for s in source_specs}, keys=target.keys,
+        )  # fmt: skip
+        report.dropped, report.kept = list(actions.dropped), list(actions.kept)
+        report.missing = len(actions.dropped)
+        step = _source_step(src, plan, source)
+        stage = _stage.new_stage(out_dir)
+        try:
+            if target.to == "keras":
+                files = _write_keras(src, actions, target, stage, name, step, verify=verify)
+            else:
+                files = _write_bundle(
+                    src, actions, target, stage, name, step, report, link=link, verify=verify
+                )
+            fp = _stage.write_fingerprint(stage, name, fingerprint)
+            _remove_previous(out_dir, name, target.to)
+            _stage.publish(stage, out_dir, [*files, fp], last=files[-1])
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    report.verified = verify
+
+
+def _source_step(src: Any, plan: Any, source: Path) -> int | None:
+    """The training step of the source: its global_step entry, else the number in its name."""
+    for aux in plan.auxiliary:
+        if aux.kind == "global_step" and aux.name in src.entries:
+            value = src.read(aux.name)
+            if value.size == 1 and value.dtype.kind in "iu":
+                return int(value.reshape(-1)[0])
+    return step_from_name(source.name)
+
+
+def _write_bundle(
+    src: Any,
+    actions: ActionList,
+    target: Target,
+    stage: Path,
+    name: str,
+    step: int | None,
+    report: ItemReport,
+    *,
+    link: bool,
+    verify: bool,
+) -> list[str]:
+    """Write the bundle into ``stage``; return its file names, the index last."""
+    from ckptbridge.format import open_checkpoint
+
+    template = open_checkpoint(target.template) if target.template is not None else None
+    try:
+        graph = _object_graph(template, actions) if target.to == "tf2" else None
+        from ckptbridge.conversion._link import write_linked
+
+        stats = write_linked(
+            stage / name, src, actions.actions, template, step, graph, target.partitions,
+            mode="link" if link else "copy",
+        )  # fmt: skip
+        report.bytes_copied, report.bytes_transformed = stats.bytes_copied, stats.bytes_transformed
+        report.bytes_linked = stats.bytes_linked
+        if verify:
+            verify_output(stage / name, src, actions.actions, template=template, step=step)
+    finally:
+        if template is not None:
+            template.close()
+    files = sorted(p.name for p in stage.iterdir() if p.name.startswith(f"{name}."))
+    index = f"{name}.index"
+    if index not in files:
+        raise ConversionError(f"writing {name!r} produced no index file in {stage}")
+    return [f for f in files if f != index] + [index]
+
+
+def _object_graph(template: Any, actions: ActionList) -> bytes:
+    """The template's object graph, pruned of the entries left out of the output."""
+    from ckptbridge.conversion._objgraph import prune_object_graph
+
+    if template is None or OBJECT_GRAPH_KEY not in template.entries:
+        raise ConversionError("the TF2 template has no _CHECKPOINTABLE_OBJECT_GRAPH entry")
+    raw = template.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
+    data = raw if isinstance(raw, bytes) else bytes(raw)
+    return prune_object_graph(data, set(actions.dropped))
+
+
+def _write_keras(
+    src: Any,
+    actions: ActionList,
+    target: Target,
+    stage: Path,
+    name: str,
+    step: int | None,
+    *,
+    verify: bool = False,
+) -> list[str]:
+    from ckptbridge.conversion._write import expected_value
+    from ckptbridge.sides._live import assign_values, check_values
+
+    values = {
+        _spec_name(target, a.key): expected_value(src, a, None, step)
+        for a in actions.actions
+        if a.kind == "match"
+    }
+    check_values(target.live, values)
+    assign_values(target.live, values)
+    target.model.save_weights(str(stage / name))
+    if verify:
+        _verify_keras(target, stage / name, values)
+    return [name]
+
+
+def _verify_keras(target: Target, path: Path, values: dict[str, Any]) -> None:
+    """Clear the assigned variables, load ``path`` back, and compare every value bit for bit."""
+    import numpy as np
+
+    from ckptbridge.sides._live import assign_values
+
+    assign_values(target.live, {k: np.zeros_like(np.asarray(v)) for k, v in values.items()})
+    target.model.load_weights(str(path))
+    wrong = [
+        key
+        for key, value in values.items()
+        if np.asarray(target.live.variables[key]).tobytes() != np.asarray(value).tobytes()
+    ]
+    assign_values(target.live, values)
+    if wrong:
+        raise ConversionError(
+            f"verify: {len(wrong)} variable(s) read back from {path.name} differ from the values "
+            f"written: {', '.join(wrong[:5])}. The model's layers do not save these variables in "
+            ".weights.h5; convert with to='tf2' instead"
+        )
+
+
+def _spec_name(target: Target, key: str) -> str:
+    for spec in target.specs:
+        if spec.name == key or spec.name == f"{key}:0":
+            return spec.name
+    return key
+
+
+def _remove_previous(out_dir: Path, name: str, to: str) -> None:
+    """Before replacing an output (overwrite), remove its index first, then its data shards."""
+    if to == "keras":
+        return  # a single file, replaced atomically by the rename
+    index = out_dir / f"{name}.index"
+    if index.exists():
+        index.unlink()
+    for shard in out_dir.glob(f"{name}.data-*"):
+        shard.unlink()

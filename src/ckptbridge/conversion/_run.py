@@ -1,0 +1,293 @@
+"""The conversion driver: sources (prefixes or training directories) -> items -> outputs + state.
+
+``src`` a prefix converts that checkpoint; ``src`` a directory converts every step its
+``checkpoint`` state file lists (every prefix in it when it has none), in the same order, and the
+output directory's state file names the same current step. Items run one after another, or in a
+thread pool (``jobs``); a failed item is reported and the batch carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ckptbridge._errors import CheckpointNotFoundError, ConversionError
+from ckptbridge.conversion import _stage
+from ckptbridge.conversion._item import convert_item, output_name
+from ckptbridge.conversion._report import ConversionReport, ItemReport
+from ckptbridge.conversion._target import Target, resolve_target
+from ckptbridge.rules import Rules
+
+
+@dataclass(frozen=True)
+class SourceSet:
+    """The checkpoints of one ``src``, in order, and which of them is current (or None)."""
+
+    prefixes: tuple[Path, ...]
+    current: Path | None
+    warnings: tuple[str, ...] = ()
+
+
+def _natural(path: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def _exists(prefix: Path) -> bool:
+    return Path(f"{prefix}.index").is_file() or prefix.is_file()
+
+
+def list_sources(src: str | os.PathLike[str]) -> SourceSet:
+    """The checkpoints ``src`` stands for (see the module docstring).
+
+    Example: ``list_sources("runs/exp1").prefixes`` -> ``(runs/exp1/model.ckpt-100, ...)``.
+    """
+    path = Path(src)
+    if not path.is_dir():
+        from ckptbridge.format import resolve_checkpoint
+
+        prefix, warnings = resolve_checkpoint(path)
+        return SourceSet((Path(prefix),), Path(prefix), tuple(warnings))
+    from ckptbridge.format import read_state_file
+
+    state = read_state_file(path)
+    notes: list[str] = []
+    if state is not None:
+        listed = [*state.all_model_checkpoint_paths]
+        if state.model_checkpoint_path and state.model_checkpoint_path not in listed:
+            listed.append(state.model_checkpoint_path)
+        prefixes: list[Path] = []
+        for name in listed:
+            found = _locate(path, name)
+            if found is None:
+                notes.append(f"{path}/checkpoint lists {name!r}, which is not there: skipped")
+            elif found not in prefixes:
+                prefixes.append(found)
+        current = (
+            _locate(path, state.model_checkpoint_path) if state.model_checkpoint_path else None
+        )
+        if prefixes:
+            return SourceSet(tuple(prefixes), current or prefixes[-1], tuple(notes))
+    found_all = sorted((p.with_suffix("") for p in path.glob("*.index")), key=_natural)
+    if not found_all:
+        found_all = _v1_files(path)
+    if not found_all:
+        raise CheckpointNotFoundError(
+            f"no checkpoint in directory {str(path)!r}: expected a 'checkpoint' state file or "
+            "<prefix>.index files. Pass a checkpoint prefix or a training directory"
+        )
+    return SourceSet(tuple(found_all), found_all[-1], tuple(notes))
+
+
+def _v1_files(directory: Path) -> list[Path]:
+    """The V1 single-file checkpoints of a directory (LevelDB tables that are not indexes)."""
+    from ckptbridge.format._resolve import has_table_magic
+
+    files = [
+        p
+        for p in directory.iterdir()
+        if p.is_file() and not p.name.endswith(".index") and has_table_magic(p)
+    ]
+    return sorted(files, key=_natural)
+
+
+def _locate(directory: Path, name: str) -> Path | None:
+    """A state-file entry as a prefix that exists: as written, else its basename beside the file."""
+    candidate = Path(name) if os.path.isabs(name) else directory / name
+    if _exists(candidate):
+        return candidate
+    beside = directory / Path(name.replace("\\", "/")).name
+    return beside if _exists(beside) else None
+
+
+def run_conversion(
+    sources: Sequence[str | os.PathLike[str]],
+    dst_dir: str | os.PathLike[str],
+    *,
+    target: Any,
+    rules: Any = None,
+    to: str | None = None,
+    overwrite: bool = False,
+    link: bool = False,
+    verify: bool = False,
+    jobs: int = 1,
+    progress: bool | None = None,
+) -> ConversionReport:
+    """Convert every source into ``dst_dir`` (each directory into its own sub-directory when
+    there are several sources); the engine behind :func:`ckptbridge.convert` and the CLI.
+    """
+    from ckptbridge.rules import load_rules
+
+    loaded = load_rules(rules)
+    resolved = resolve_target(target, to)
+    out_root = Path(dst_dir)
+    try:
+        groups = [(list_sources(s), _out_dir_for(Path(s), out_root, len(sources))) for s in sources]
+        report = ConversionReport(output_dir=str(out_root), to=resolved.to)
+        for sset, _ in groups:
+            report.warnings.extend(sset.warnings)
+        work = [(p, out) for sset, out in groups for p in sset.prefixes]
+        for out in {out for _, out in groups}:
+            out.mkdir(parents=True, exist_ok=True)
+            _stage.clean_stale_stages(out)
+        source_dirs = {(Path(s) if Path(s).is_dir() else Path(s).parent).resolve() for s in sources}
+        items = _run_items(
+            work, resolved, loaded, overwrite, link, verify, jobs, progress, source_dirs
+        )
+        report.items.extend(items)
+        for sset, out in groups:
+            state = _update_state(sset, out, resolved.to, items)
+            if state is not None:
+                report.state_file = str(state)
+    finally:
+        resolved.close()
+    return report
+
+
+def plan_conversion(
+    src: str | os.PathLike[str], target: Any, rules: Any = None, to: str | None = None
+) -> Any:
+    """The plan :func:`run_conversion` follows for ``src`` (its current step, for a directory).
+
+    The target is described exactly as the conversion sees it, so ``plan.to_rules()`` reproduces
+    the conversion. Example: ``plan_conversion("old/model.ckpt-5", "template/ckpt-1").complete``.
+    """
+    from ckptbridge.engine import derive
+    from ckptbridge.format import open_checkpoint
+    from ckptbridge.rules import load_rules
+    from ckptbridge.sides._checkpoint import checkpoint_specs
+
+    loaded = load_rules(rules)
+    resolved = resolve_target(target, to)
+    try:
+        sset = list_sources(src)
+        prefix = sset.current or sset.prefixes[-1]
+        with open_checkpoint(prefix) as ckpt:
+            specs = checkpoint_specs(ckpt)
+        return derive(
+            specs, resolved.specs, loaded, source_label=str(prefix), target_label=resolved.label
+        )
+    finally:
+        resolved.close()
+
+
+def _out_dir_for(src: Path, out_root: Path, n_sources: int) -> Path:
+    return out_root / src.name if n_sources > 1 and src.is_dir() else out_root
+
+
+def _run_items(
+    work: list[tuple[Path, Path]],
+    target: Target,
+    rules: Rules,
+    overwrite: bool,
+    link: bool,
+    verify: bool,
+    jobs: int,
+    progress: bool | None,
+    source_dirs: set[Path],
+) -> list[ItemReport]:
+    lock = threading.Lock() if target.to == "keras" else None  # one model, assigned per item
+
+    clashes = _clashing_outputs(work, target.to)
+
+    def one(job: tuple[Path, Path]) -> ItemReport:
+        prefix, out = job
+        name = output_name(prefix, target.to)
+        error = None
+        if out.resolve() == prefix.parent.resolve() and name == prefix.name:
+            error = ConversionError(f"output {out / name} would replace its own source {prefix}")
+        elif out.resolve() in (prefix.parent.resolve(), *source_dirs):
+            error = ConversionError(
+                f"output directory {out} is the directory of the source {prefix}: its "
+                "'checkpoint' state file would be replaced. Choose another output directory"
+            )
+        elif job in clashes:
+            error = ConversionError(
+                f"output {out / name} is also the output of {clashes[job]}; convert sources "
+                "with the same checkpoint name into different output directories"
+            )
+        if error is not None:
+            return ItemReport(str(prefix), str(out / name), status="failed", error=str(error))
+        kw = {"overwrite": overwrite, "link": link, "verify": verify}
+        if lock is None:
+            return convert_item(prefix, out, target, rules, **kw)
+        with lock:
+            return convert_item(prefix, out, target, rules, **kw)
+
+    bar = _progress_bar(len(work), progress)
+    try:
+        if jobs <= 1 or len(work) < 2:
+            results = []
+            for job in work:
+                results.append(one(job))
+                bar.update(1)
+            return results
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(one, job) for job in work]
+            results = []
+            for fut in futures:
+                results.append(fut.result())
+                bar.update(1)
+            return results
+    finally:
+        bar.close()
+
+
+def _clashing_outputs(work: list[tuple[Path, Path]], to: str) -> dict[tuple[Path, Path], Path]:
+    """Items whose output path an earlier item of the batch already claims -> that item's source."""
+    claimed: dict[Path, Path] = {}
+    clashes: dict[tuple[Path, Path], Path] = {}
+    for prefix, out in work:
+        dest = (out / output_name(prefix, to)).resolve()
+        if dest in claimed and claimed[dest] != prefix:
+            clashes[(prefix, out)] = claimed[dest]
+        claimed.setdefault(dest, prefix)
+    return clashes
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, progress: bool | None) -> Any:
+    """A tqdm bar on a terminal (stderr) for batches; nothing (and no tqdm import) otherwise."""
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show or total < 2:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="ckpt", file=sys.stderr)
+
+
+def _update_state(sset: SourceSet, out: Path, to: str, items: list[ItemReport]) -> Path | None:
+    """Write ``out/checkpoint`` naming the outputs (source order, same current), when it changes."""
+    from ckptbridge.format import read_state_file, write_state_file
+
+    done = {Path(it.source): Path(it.output).name for it in items if it.status != "failed"}
+    names = [done[p] for p in sset.prefixes if p in done]
+    if not names:
+        return None
+    current = done.get(sset.current) if sset.current is not None else None
+    state = read_state_file(out) if (out / "checkpoint").exists() else None
+    old = [Path(p).name for p in state.all_model_checkpoint_paths] if state is not None else []
+    keep = [n for n in old if n not in names and _exists(out / n)]
+    wanted_all = [*keep, *names]
+    wanted_current = current or names[-1]
+    if (
+        state is not None
+        and old == wanted_all
+        and Path(state.model_checkpoint_path).name == wanted_current
+    ):
+        return out / "checkpoint"
+    return Path(write_state_file(out, wanted_current, wanted_all))

@@ -1,0 +1,318 @@
+"""Restore a checkpoint into a live model: plan, read and transform everything, then assign.
+
+Nothing is assigned until every value has been read, transformed and checked against its
+variable, so a missing variable, a read error or a shape mismatch never leaves a half-restored
+model. The result is a :class:`RestoreReport`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckptbridge._errors import MappingError, not_found_error_class
+from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match, Unmatched
+from ckptbridge.engine.optim._types import OptimizerPlan
+from ckptbridge.rules._model import Reshape, Rules
+
+__all__ = ["RestoreReport", "describe_steps", "restore_into"]
+
+_MAX_ROWS = 60  # rows per section in the printed table; the JSON has everything
+
+
+def describe_steps(match: Match) -> str:
+    """A short text for a match's transform steps: ``"transpose(perm=(1, 0)) | cast(dtype=float16)"``.
+
+    >>> describe_steps(Match(target="d/kernel", sources=("w",)))
+    ''
+    """
+    parts = []
+    for step in match.steps:
+        args = step.model_dump(exclude_none=True)
+        args.pop("op", None)  # the Step serializer writes ``op`` back even when excluded
+        parts.append(f"{step.op}({', '.join(f'{k}={v}' for k, v in args.items())})")
+    return " | ".join(parts)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return str(tuple(shape))
+
+
+@dataclass
+class RestoreReport:
+    """What a restore did: every matched variable with its source(s), reason and transform;
+    what stayed missing; checkpoint entries left unused; auxiliary entries (optimizer state,
+    counters, EMA shadows) recognised as such. With ``options.optimizer_state`` the restored
+    optimizer variables are in ``matched`` too (and alone in ``optimizer``), each with the slot or
+    counters it came from; those entries are then no longer auxiliary. ``notes``: what the user
+    should know about that state (hyperparameters taken on trust, approximations).
+
+    >>> report = ckptbridge.restore(model, "old/model.ckpt-1000")
+    >>> report.assert_consumed()
+    """
+
+    checkpoint: str
+    model: str
+    matched: list[Match] = field(default_factory=list)
+    missing: list[Unmatched] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+    auxiliary: list[Auxiliary] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    plan: MappingPlan | None = field(default=None, repr=False, compare=False)
+    optimizer: list[Match] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_plan(cls, plan: MappingPlan, *, checkpoint: str, model: str) -> RestoreReport:
+        """Build the report of a restore that carried out ``plan``."""
+        return cls(
+            checkpoint=checkpoint,
+            model=model,
+            matched=list(plan.matches),
+            missing=list(plan.missing),
+            unused=list(plan.unused),
+            auxiliary=list(plan.auxiliary),
+            ignored=list(plan.ignored),
+            plan=plan,
+        )
+
+    def add_optimizer(self, plan: OptimizerPlan) -> None:
+        """Record a restored optimizer state: its variables join ``matched`` (and ``optimizer``),
+        the slots and counters they read leave ``auxiliary``; unfilled ones join ``missing``."""
+        rows = plan.as_matches()
+        self.optimizer = rows
+        self.matched += rows
+        self.missing += plan.missing
+        used = plan.used_sources
+        self.auxiliary = [a for a in self.auxiliary if a.name not in used]
+        self.notes += plan.notes
+
+    @property
+    def complete(self) -> bool:
+        """True when every model variable was restored."""
+        return not self.missing
+
+    def assert_consumed(self) -> None:
+        """Raise :class:`MappingError` if any non-auxiliary checkpoint entry went unused.
+
+        >>> ckptbridge.restore(model, "old/model.ckpt-1000").assert_consumed()
+        """
+        if not self.unused:
+            return
+        shown = ", ".join(repr(k) for k in self.unused[:10])
+        more = f" and {len(self.unused) - 10} more" if len(self.unused) > 10 else ""
+        raise MappingError(
+            f"{len(self.unused)} entr{'y' if len(self.unused) == 1 else 'ies'} of "
+            f"{self.checkpoint!r} restored nothing into {self.model}: {shown}{more}. Expected "
+            "every non-auxiliary entry to be used. Fix: map them in the rules (map: {KEY: "
+            "VARIABLE}) or list them under 'ignore' if they are not part of this model."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (no tensor values).
+
+        >>> report.to_dict()["matched"][0]["target"]
+        'sequential/dense/kernel'
+        """
+        return {
+            "checkpoint": self.checkpoint,
+            "model": self.model,
+            "complete": self.complete,
+            "matched": [
+                {
+                    "target": m.target,
+                    "sources": list(m.sources),
+                    "reason": m.reason,
+                    "transform": [s.model_dump() for s in m.steps],
+                    "shape": list(m.target_shape),
+                }
+                for m in self.matched
+            ],
+            "missing": [
+                {
+                    "target": u.target,
+                    "shape": list(u.shape),
+                    "why": u.why,
+                    "candidates": [{"name": c.name, "shape": list(c.shape)} for c in u.candidates],
+                }
+                for u in self.missing
+            ],
+            "unused": list(self.unused),
+            "auxiliary": [{"name": a.name, "kind": a.kind, "of": a.of} for a in self.auxiliary],
+            "ignored": list(self.ignored),
+            "optimizer": [m.target for m in self.optimizer],
+            "notes": list(self.notes),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as a JSON document.
+
+        >>> json.loads(report.to_json())["complete"]
+        True
+        """
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __str__(self) -> str:
+        total = len(self.matched) + len(self.missing)
+        lines = [
+            f"Restored {len(self.matched)} of {total} variables of {self.model} "
+            f"from {self.checkpoint!r}"
+        ]
+        lines += _matched_table(self.matched)
+        if self.missing:
+            lines.append(f"Missing ({len(self.missing)}):")
+            lines += [f"  {u.target} {_shape(u.shape)}: {u.why}" for u in self.missing[:_MAX_ROWS]]
+        if self.auxiliary:
+            kinds: dict[str, int] = {}
+            for a in self.auxiliary:
+                kinds[a.kind] = kinds.get(a.kind, 0) + 1
+            summary = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+            lines.append(f"Auxiliary, not restored ({len(self.auxiliary)}): {summary}")
+        if self.ignored:
+            lines.append(f"Ignored by rules ({len(self.ignored)}): {', '.join(self.ignored[:10])}")
+        lines.append(f"Unused ({len(self.unused)})" + (":" if self.unused else ""))
+        lines += [f"  {k}" for k in self.unused[:_MAX_ROWS]]
+        lines += [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _matched_table(matched: list[Match]) -> list[str]:
+    rows = [
+        (m.target, ", ".join(m.sources), _shape(m.target_shape), m.reason, describe_steps(m))
+        for m in matched[:_MAX_ROWS]
+    ]
+    if not rows:
+        return []
+    w0 = max(len("variable"), *(len(r[0]) for r in rows))
+    w1 = max(len("checkpoint entry"), *(len(r[1]) for r in rows))
+    w2 = max(len("shape"), *(len(r[2]) for r in rows))
+    lines = [f"  {'variable':<{w0}}  <- {'checkpoint entry':<{w1}}  {'shape':<{w2}}  reason"]
+    for target, source, shape, reason, steps in rows:
+        extra = f" [{steps}]" if steps else ""
+        lines.append(f"  {target:<{w0}}  <- {source:<{w1}}  {shape:<{w2}}  {reason}{extra}")
+    if len(matched) > _MAX_ROWS:
+        lines.append(f"  ... and {len(matched) - _MAX_ROWS} more (see to_json())")
+    return lines
+
+
+def _bulk_read(ckpt: Any, plan: MappingPlan) -> dict[str, Any]:
+    """Read the entries that need at most a reshape with TensorFlow's own ``RestoreV2`` op.
+
+    For a tensor bundle this is the fastest path into a live model: the file is read straight into
+    tensor buffers that ``assign`` then takes over, with no NumPy copy in between. Anything it
+    cannot do (V1 files, damaged data) is left to the native reader, which gives the precise error.
+    """
+    eligible = [
+        m
+        for m in plan.matches
+        if len(m.sources) == 1 and all(isinstance(step, Reshape) for step in m.steps)
+    ]
+    if ckpt.kind not in ("tf1", "tf2") or not eligible:
+        return {}
+    import tensorflow as tf
+
+    stored = {m.source: ckpt.stored_key(m.source) for m in eligible}  # TF2 path names -> keys
+    keys = list(dict.fromkeys(stored.values()))
+    try:
+        with tf.device("/cpu:0"):
+            tensors = tf.raw_ops.RestoreV2(
+                prefix=str(ckpt.prefix),
+                tensor_names=keys,
+                shape_and_slices=[""] * len(keys),
+                dtypes=[tf.as_dtype(ckpt.entries[k].dtype) for k in keys],
+            )
+    except (tf.errors.OpError, TypeError, ValueError):
+        return {}
+    by_key = dict(zip(keys, tensors, strict=True))
+    values: dict[str, Any] = {}
+    for match in eligible:
+        value = by_key[stored[match.source]]
+        for step in match.steps:
+            value = tf.reshape(value, step.shape)  # type: ignore[union-attr]
+        values[match.target] = value
+    return values
+
+
+def _read_values(ckpt: Any, plan: MappingPlan) -> dict[str, Any]:
+    """Read and transform every matched value (arrays or tensors); nothing is assigned here."""
+    from ckptbridge.transforms import apply_steps
+
+    values = _bulk_read(ckpt, plan)
+    for match in plan.matches:
+        if match.target in values:
+            continue
+        arrays = [ckpt.read(source) for source in match.sources]
+        values[match.target] = apply_steps(arrays, list(match.steps)) if match.steps else arrays[0]
+    return values
+
+
+def _raise_not_found(plan: MappingPlan) -> None:
+    from ckptbridge.engine import format_not_found
+
+    error = not_found_error_class()
+    raise error(  # type: ignore[call-arg]
+        format_not_found(plan), missing=tuple(u.target for u in plan.missing), plan=plan
+    )
+
+
+def restore_into(
+    model: Any, checkpoint: str | os.PathLike[str], rules: Rules, *, strict: bool
+) -> RestoreReport:
+    """Derive the plan from ``checkpoint`` to ``model``, then restore it all-or-nothing.
+
+    ``strict`` holds when both the call and the rules' ``options.strict`` ask for it (the rules
+    may relax it). Raises ``ckptbridge.NotFoundError`` before any assignment when strict and a
+    variable has no source. ``rules.options.optimizer_state``: also restore ``model.optimizer``
+    from the TF1 slots (see :mod:`ckptbridge.engine.optim`), mapped, read and checked before anything is
+    assigned (building the optimizer's slots if it has none yet).
+
+    >>> restore_into(model, "old/model.ckpt-1000", Rules(), strict=True).complete
+    True
+    """
+    from ckptbridge.engine import derive
+    from ckptbridge.format import open_checkpoint
+    from ckptbridge.sides._checkpoint import checkpoint_specs
+    from ckptbridge.sides._live import assign_values, check_values, describe_model
+
+    live = describe_model(model)
+    strict = strict and rules.options.strict is not False
+    with open_checkpoint(checkpoint) as ckpt:
+        label = str(ckpt.prefix)
+        plan = derive(
+            checkpoint_specs(ckpt),
+            list(live.specs),
+            rules,
+            source_label=label,
+            target_label=f"model {live.label!r}",
+        )
+        if strict and not plan.complete:
+            _raise_not_found(plan)
+        prepared = _prepare_optimizer(model, live, ckpt, plan, rules, strict=strict)
+        values = _read_values(ckpt, plan)
+        check_values(live, values)
+        assign_values(live, values)
+        if prepared is not None:
+            _assign_optimizer(prepared)
+    report = RestoreReport.from_plan(plan, checkpoint=label, model=f"model {live.label!r}")
+    if prepared is not None:
+        report.add_optimizer(prepared.plan)
+    return report
+
+
+def _prepare_optimizer(
+    model: Any, live: Any, ckpt: Any, plan: MappingPlan, rules: Rules, *, strict: bool
+) -> Any:
+    """``options.optimizer_state``: map, read and check the optimizer state (see ckptbridge.engine.optim)."""
+    if not rules.options.optimizer_state:
+        return None
+    from ckptbridge.restoring._optimizer import prepare_restore
+
+    return prepare_restore(model, live.variables, ckpt, plan, strict=strict)
+
+
+def _assign_optimizer(prepared: Any) -> None:
+    from ckptbridge.sides._optimizer import assign_optimizer
+
+    assign_optimizer(prepared.live, prepared.values)

@@ -1,0 +1,214 @@
+"""The two sides of a plan as VarSpecs: a checkpoint, a ``.meta`` graph, or a live model.
+
+- TF2 checkpoint: one spec per entry (the object-graph entry excepted); the name is the key as
+  stored (a model path instead when the stored key goes through an optimizer), the aliases are
+  every object-graph path that reaches the variable, the order is the object-graph order.
+- TF1 checkpoint: the name is the key; the order is the ``.meta`` creation order when a ``.meta``
+  lies beside it (``None`` otherwise); partitioned variables are one entry.
+- ``.meta`` file alone: its variables, partitions folded into one spec.
+Live models are described by :mod:`ckptbridge.sides._live`; :func:`ckptbridge.sides.describe_target`
+chooses between them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
+from ckptbridge.engine._spec import VarSpec
+from ckptbridge.format._types import OBJECT_GRAPH_KEY
+
+__all__ = [
+    "Side",
+    "checkpoint_specs",
+    "describe_checkpoint",
+    "meta_specs",
+    "read_meta_file",
+]
+
+_ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_PART = re.compile(r"/part_\d+(?=/|$)")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a plan: its specs, a label for messages, and what it is (``tf1``, ``meta``...)."""
+
+    specs: tuple[VarSpec, ...]
+    label: str
+    kind: str
+    live: Any = None  # the LiveModel when the side is a model
+
+
+def _strip_attr(path: str) -> str:
+    return path[: -len(_ATTR_SUFFIX)] if path.endswith(_ATTR_SUFFIX) else path
+
+
+def _tf2_specs(ckpt: Any) -> list[VarSpec]:
+    graph = ckpt.object_graph
+    by_key: dict[str, Any] = {}
+    if graph is not None:
+        for order, var in enumerate(graph.variables()):
+            by_key.setdefault(var.key, (order, var))
+    specs = []
+    for key, entry in ckpt.entries.items():
+        if key == OBJECT_GRAPH_KEY:
+            continue
+        order, var = by_key.get(key, (None, None))
+        paths = tuple(_strip_attr(p) for p in (var.paths if var is not None else ()))
+        aliases = tuple(p for p in dict.fromkeys(paths) if p != key)
+        specs.append(_model_named(_entry_spec(key, entry, order=order, aliases=aliases)))
+    return specs
+
+
+def _model_named(spec: VarSpec) -> VarSpec:
+    """Name a TF2 entry by a model path when its stored key goes through an optimizer.
+
+    A Keras 3 optimizer tracks the model's variables, so a checkpoint saved with its optimizer
+    stores ``model/.../_kernel`` under ``optimizer/_trainable_variables/0``: by that key it would
+    read as optimizer state and restore nothing. The spec takes its first path outside the
+    optimizer as name (``Checkpoint.read`` and ``stored_key`` resolve it); the stored key becomes
+    its first alias.
+    """
+    if "optimizer" not in spec.name.split("/"):
+        return spec
+    for alias in spec.aliases:
+        if "optimizer" not in alias.split("/"):
+            rest = tuple(a for a in spec.aliases if a != alias)
+            return replace(spec, name=alias + _ATTR_SUFFIX, aliases=(spec.name, *rest))
+    return spec
+
+
+def _entry_spec(
+    key: str, entry: Any, *, order: int | None, aliases: tuple[str, ...] = (), meta: Any = None
+) -> VarSpec:
+    return VarSpec(
+        name=key,
+        shape=tuple(int(d) for d in entry.shape),
+        dtype=str(entry.dtype),
+        order=order,
+        aliases=aliases,
+        trainable=None if meta is None else meta.get("trainable"),
+        partition=() if meta is None else meta.get("partition", ()),
+    )
+
+
+def _meta_index(meta: Any) -> dict[str, dict[str, Any]]:
+    """Full variable name -> {order, trainable, shape, dtype, partition} from a MetaInfo."""
+    index: dict[str, dict[str, Any]] = {}
+    for position, var in enumerate(meta.variables):
+        full, shape, part = _full_name(var)
+        order = var.order if getattr(var, "order", None) is not None else position
+        info = index.get(full)
+        if info is None:
+            index[full] = {
+                "order": order,
+                "trainable": getattr(var, "trainable", None),
+                "shape": shape,
+                "dtype": str(getattr(var, "dtype", "float32")),
+                "partition": (part,) if part else (),
+            }
+        else:
+            info["order"] = min(info["order"], order)
+            if part:
+                info["partition"] = (*info["partition"], part)
+    return index
+
+
+def _full_name(var: Any) -> tuple[str, tuple[int, ...], str]:
+    """A partitioned part (``w/part_0``) -> (``w``, full shape, save-slice spec ``"20 16 0,7:0,16"``).
+
+    ``save_slice`` is ``(full_name, full_shape, var_offset, var_shape)`` as the ``.meta`` stores it.
+    """
+    shape = tuple(int(d) for d in (getattr(var, "shape", None) or ()))
+    save_slice = getattr(var, "save_slice", None)
+    if save_slice and save_slice[0]:
+        full_name, full_shape, offset, part_shape = save_slice
+        spec = (
+            " ".join(str(d) for d in full_shape)
+            + " "
+            + ":".join(f"{o},{n}" for o, n in zip(offset, part_shape, strict=False))
+        )
+        return str(full_name), tuple(int(d) for d in full_shape), spec
+    name = str(var.name)
+    return _PART.sub("", name), shape, ""
+
+
+def _tf1_specs(ckpt: Any) -> list[VarSpec]:
+    meta = ckpt.meta
+    index = _meta_index(meta) if meta is not None else {}
+    specs = []
+    for key, entry in ckpt.entries.items():
+        info = index.get(key)
+        specs.append(
+            _entry_spec(key, entry, order=None if info is None else info["order"], meta=info)
+        )
+    return specs
+
+
+def checkpoint_specs(ckpt: Any) -> list[VarSpec]:
+    """VarSpecs of an open checkpoint (see the module docstring for names, aliases and order).
+
+    >>> with open_checkpoint("old/model.ckpt-1000") as ckpt:
+    ...     specs = checkpoint_specs(ckpt)
+    """
+    return _tf2_specs(ckpt) if ckpt.kind == "tf2" else _tf1_specs(ckpt)
+
+
+def meta_specs(meta: Any) -> list[VarSpec]:
+    """VarSpecs of the variables a ``.meta`` graph declares, partitions folded into one spec.
+
+    >>> specs = meta_specs(read_meta_file(Path("old/model.ckpt-1000.meta")))
+    """
+    return [
+        VarSpec(
+            name=name,
+            shape=info["shape"],
+            dtype=info["dtype"],
+            order=info["order"],
+            trainable=info["trainable"],
+            partition=info["partition"],
+        )
+        for name, info in _meta_index(meta).items()
+    ]
+
+
+def read_meta_file(path: Path) -> Any:
+    """Decode a ``.meta`` file (MetaGraphDef) into the format package's ``MetaInfo``.
+
+    >>> meta = read_meta_file(Path("old/model.ckpt-1000.meta"))
+    """
+    from ckptbridge.format import MetaInfo
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointNotFoundError(
+            f"cannot read .meta file {str(path)!r}: {exc.strerror or exc}. Expected a "
+            "MetaGraphDef written by a TF1 Saver. Check the path, or pass the checkpoint prefix."
+        ) from None
+    try:
+        return MetaInfo.decode(data)
+    except ValueError as exc:
+        raise CorruptCheckpointError(
+            f"cannot read {str(path)!r} as a .meta file: expected a MetaGraphDef written by a TF1 "
+            f"Saver, but decoding failed ({exc}). Pass the checkpoint prefix instead."
+        ) from None
+
+
+def describe_checkpoint(path: str | os.PathLike[str]) -> Side:
+    """Open a checkpoint (prefix, directory or file) and describe it as a plan side.
+
+    >>> side = describe_checkpoint("old/model.ckpt-1000")
+    """
+    from ckptbridge.format import open_checkpoint
+
+    with open_checkpoint(path) as ckpt:
+        specs = checkpoint_specs(ckpt)
+        kind = str(ckpt.kind.value)
+        label = str(ckpt.prefix)
+    return Side(specs=tuple(specs), label=label, kind=kind)

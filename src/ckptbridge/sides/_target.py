@@ -1,0 +1,89 @@
+"""The target of a plan or a conversion, whatever the user passed: a live model, a model factory
+(``package.module:function``), a template checkpoint (TF1 or TF2), or a ``.meta`` graph.
+
+:func:`describe_target` is the one resolver: the API (``plan``, ``restore``) and the conversion (and
+so the command line) name and describe targets through it, so both see the same variable names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from ckptbridge._errors import CheckpointNotFoundError, ConversionError, UnsupportedCheckpointError
+from ckptbridge.sides._checkpoint import Side, describe_checkpoint, meta_specs, read_meta_file
+
+__all__ = ["describe_target", "is_factory_spec", "load_factory"]
+
+_FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def is_factory_spec(value: object) -> bool:
+    """True for a ``package.module:function`` string that is not also an existing path.
+
+    >>> is_factory_spec("myproject.models:build_vgg"), is_factory_spec("old/model.ckpt-1000")
+    (True, False)
+    """
+    return isinstance(value, str) and bool(_FACTORY.fullmatch(value)) and not os.path.exists(value)
+
+
+def load_factory(spec: str) -> Any:
+    """Import ``package.module:factory`` and call it: the model the CLI converts towards.
+
+    Example: ``load_factory("myproject.models:build_vgg")`` -> the model ``build_vgg()`` returns.
+    """
+    module_name, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the console script does not put the cwd on the path
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise CheckpointNotFoundError(
+            f"target {spec!r}: cannot import {attr!r} from module {module_name!r} ({exc}). "
+            "Expected 'package.module:factory' importable from the current directory or PYTHONPATH"
+        ) from None
+    except Exception as exc:  # the module's own code failed while importing
+        raise ConversionError(
+            f"target {spec!r}: importing module {module_name!r} failed with "
+            f"{type(exc).__name__}: {exc}. Fix the module, or run it alone to debug (--debug)"
+        ) from exc
+    if not callable(obj):
+        return obj
+    try:
+        return obj()
+    except Exception as exc:  # the user's code: report it as unusable input, in one line
+        raise ConversionError(
+            f"target {spec!r}: calling {attr}() failed with {type(exc).__name__}: {exc}. "
+            "Expected a factory that returns a built model; run it alone to debug (--debug)"
+        ) from exc
+
+
+def describe_target(target: Any) -> Side:
+    """The target side of a plan: a live model, a model factory, a template checkpoint, or a
+    ``.meta`` file.
+
+    >>> describe_target("template/ckpt-1").kind
+    'tf2'
+    """
+    from ckptbridge.sides._live import describe_model, is_live_model
+
+    if is_factory_spec(target):
+        target = load_factory(target)
+    if is_live_model(target):
+        live = describe_model(target)
+        return Side(specs=live.specs, label=f"model {live.label!r}", kind="model", live=live)
+    if not isinstance(target, (str, os.PathLike)):
+        raise UnsupportedCheckpointError(
+            f"target of type {type(target).__name__} is not usable: expected a template checkpoint "
+            "(prefix or directory), a .meta file, a model, or 'package.module:factory'"
+        )
+    if str(target).endswith(".meta"):
+        path = Path(target)
+        return Side(specs=tuple(meta_specs(read_meta_file(path))), label=str(path), kind="meta")
+    return describe_checkpoint(target)

@@ -1,0 +1,107 @@
+"""Atomic output: kill -9 at any moment leaves nothing half-written, and the next run completes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ckptbridge.conversion import convert
+from ckptbridge.conversion._stage import STAGE_PREFIX, clean_stale_stages
+from ckptbridge.format import BundleWriter, open_checkpoint, read_state_file, write_state_file
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = (1, 2, 3, 4)
+
+
+def _write_run(directory: Path) -> Path:
+    """A training directory of several steps, written with the native writer (no TensorFlow)."""
+    rng = np.random.default_rng(3)
+    for step in STEPS:
+        with BundleWriter(directory / f"model.ckpt-{step}") as w:
+            w.add("dense/kernel", rng.normal(size=(64, 32)).astype(np.float32))
+            w.add("dense/bias", rng.normal(size=32).astype(np.float32))
+            w.add("global_step", np.array(step, np.int64))
+    names = [f"model.ckpt-{s}" for s in STEPS]
+    write_state_file(directory, names[-1], names)
+    return directory
+
+
+def _check_complete(out: Path) -> None:
+    """Every visible checkpoint reads whole; the state file names only complete ones."""
+    for index in out.glob("*.index"):
+        prefix = index.with_suffix("")
+        with open_checkpoint(prefix) as ckpt:
+            for key in ckpt.entries:
+                ckpt.read(key)
+    state = read_state_file(out) if (out / "checkpoint").exists() else None
+    if state is not None:
+        for name in state.all_model_checkpoint_paths:
+            assert Path(f"{out / Path(name).name}.index").exists(), name
+
+
+CHILD = (
+    "import sys; from ckptbridge.conversion import convert; "
+    "r = convert(sys.argv[1], sys.argv[2], target=sys.argv[3]); sys.exit(0 if r.ok else 1)"
+)
+
+
+def test_kill_9_mid_conversion_leaves_nothing_half_written(tmp_path: Path) -> None:
+    src = _write_run(tmp_path / "src")
+    out = tmp_path / "out"
+    template = src / "model.ckpt-1"
+    env = {**os.environ, "CKPTBRIDGE_DEBUG_PUBLISH_DELAY": "0.15"}
+    rng = random.Random(0)
+    killed = 0
+    for _ in range(4):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(src), str(out), str(template)], env=env, cwd=REPO
+        )
+        time.sleep(rng.uniform(0.4, 1.6))
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            killed += 1
+        child.wait(timeout=60)
+        _check_complete(out)
+    assert killed >= 1
+    report = convert(src, out, target=template)
+    assert report.ok, str(report)
+    assert sorted(i.status for i in report.items) != ["failed"] * len(STEPS)
+    _check_complete(out)
+    assert not [p for p in out.iterdir() if p.name.startswith(STAGE_PREFIX)]
+    assert sorted(p.name for p in out.glob("*.index")) == [f"model.ckpt-{s}.index" for s in STEPS]
+    state = read_state_file(out)
+    assert state is not None and Path(state.model_checkpoint_path).name == "model.ckpt-4"
+
+
+def test_stale_stage_of_a_dead_process_is_removed(tmp_path: Path) -> None:
+    stale = tmp_path / f"{STAGE_PREFIX}999999999-abc"
+    stale.mkdir()
+    (stale / "x.data-00000-of-00001").write_bytes(b"partial")
+    mine = tmp_path / f"{STAGE_PREFIX}{os.getpid()}-abc"
+    mine.mkdir()
+    assert clean_stale_stages(tmp_path) == [stale]
+    assert not stale.exists() and mine.exists()
+
+
+def test_the_source_is_never_modified(tmp_path: Path) -> None:
+    src = _write_run(tmp_path / "src")
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in src.iterdir()}
+    convert(src, tmp_path / "out", target=src / "model.ckpt-1", link=True)
+    convert(src, tmp_path / "out", target=src / "model.ckpt-1", link=True, overwrite=True)
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in src.iterdir()} == before
+
+
+def test_output_onto_its_own_source_is_refused(tmp_path: Path) -> None:
+    src = _write_run(tmp_path / "src")
+    report = convert(src / "model.ckpt-2", src, target=src / "model.ckpt-1", overwrite=True)
+    assert not report.ok
+    assert "would replace its own source" in (report.items[0].error or "")
+    with open_checkpoint(src / "model.ckpt-2") as ckpt:
+        assert int(ckpt.read("global_step")) == 2
