@@ -15,7 +15,7 @@ from ckptbridge.cli._main import main
 def test_inspect_table(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(corpus / "TheButlah__makrl" / "model")]) == 0
     out = capsys.readouterr().out
-    assert "conv2d_1/kernel" in out and "[3, 3, 32, 32]" in out
+    assert "conv2d_1/kernel" in out and "(3, 3, 32, 32)" in out
 
 
 def test_inspect_json_is_one_document(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:

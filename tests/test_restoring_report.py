@@ -65,7 +65,7 @@ def test_str_is_a_readable_table() -> None:
         "  sequential/dense/bias    <- bias              (1,)    vocabulary: biases->bias",
         "Missing (1):",
         "  sequential/dense_1/kernel (4, 2): no entry of shape (4, 2)",
-        "Auxiliary, not restored (2): global_step 1, optimizer_slot 1",
+        "Auxiliary, not restored (2): 1 global_step, 1 optimizer_slot",
         "Unused (1):",
         "  fc3/weights",
     ]

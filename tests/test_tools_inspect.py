@@ -21,7 +21,7 @@ def test_inspect_tf1_directory(corpus: Path) -> None:
     assert info.meta is not None and info.meta["tf_version"] == "1.0.0"
     assert info.warnings and "beside the state file" in info.warnings[0]
     text = str(info)
-    assert "kind        tf1" in text and "dnn/logits/weights" in text and "[10, 3]" in text
+    assert "kind        tf1" in text and "dnn/logits/weights" in text and "(10, 3)" in text
     document = json.loads(info.to_json())
     assert document["entries"][0] == {
         "key": "dnn/hiddenlayer_0/biases",

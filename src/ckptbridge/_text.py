@@ -1,8 +1,10 @@
-"""Small text helpers shared by the reports and tables."""
+"""Small text helpers shared by every report: byte counts, shapes and tables."""
 
 from __future__ import annotations
 
-__all__ = ["human_bytes"]
+from collections.abc import Iterable, Sequence
+
+__all__ = ["fmt_shape", "human_bytes", "render_table"]
 
 
 def human_bytes(size: int) -> str:
@@ -17,3 +19,37 @@ def human_bytes(size: int) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def fmt_shape(shape: Iterable[int]) -> str:
+    """The one way every report and error message writes a shape: as a Python tuple.
+
+    >>> fmt_shape([64, 10]), fmt_shape((10,)), fmt_shape(())
+    ('(64, 10)', '(10,)', '()')
+    """
+    return str(tuple(int(d) for d in shape))
+
+
+def render_table(
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    indent: str = "",
+    rule: bool = False,
+) -> list[str]:
+    """Left-aligned columns two spaces apart, the last one unpadded; one string per line.
+
+    ``rule`` adds a line of dashes under the header; ``indent`` starts every line.
+
+    >>> render_table(("key", "shape"), [("w", "(2, 3)"), ("bias", "(3,)")], rule=True)
+    ['key   shape', '----  -----', 'w     (2, 3)', 'bias  (3,)']
+    """
+    body = [tuple(r) for r in rows]
+    table = [tuple(header), *body]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    if rule:
+        table.insert(1, tuple("-" * w for w in widths))
+    return [
+        (indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))).rstrip()
+        for r in table
+    ]

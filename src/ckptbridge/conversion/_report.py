@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ckptbridge._text import human_bytes
+from ckptbridge._text import human_bytes, render_table
 
 Status = Literal["converted", "skipped", "failed"]
 
@@ -105,7 +105,7 @@ class ConversionReport:
             "copied",
             "transformed",
         )
-        rows = [header]
+        rows = []
         for it in self.items:
             rows.append(
                 (
@@ -120,10 +120,7 @@ class ConversionReport:
                     human_bytes(it.bytes_transformed),
                 )
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-        ]
+        lines = render_table(header, rows)
         c = self.counts()
         lines.append(
             f"{c['converted']} converted, {c['skipped']} skipped, {c['failed']} failed -> {self.output_dir} ({self.to})"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+from ckptbridge._text import fmt_shape
 from ckptbridge.engine._names import (
-    fmt_shape,
     is_unnamed,
     normalise,
     strip_key,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ckptbridge._errors import CkptBridgeError, MappingError, RulesError
+from ckptbridge._text import fmt_shape
 from ckptbridge.engine._apply_rules import (
     apply_ignores,
     apply_map,
@@ -17,7 +18,7 @@ from ckptbridge.engine._apply_rules import (
 from ckptbridge.engine._aux import classify_auxiliary
 from ckptbridge.engine._byname import match_by_name
 from ckptbridge.engine._diagnose import explain_missing
-from ckptbridge.engine._names import fmt_shape, layout_compatible
+from ckptbridge.engine._names import layout_compatible
 from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype

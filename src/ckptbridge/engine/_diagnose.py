@@ -8,7 +8,8 @@ import heapq
 import re
 from collections import Counter, defaultdict
 
-from ckptbridge.engine._names import fmt_shape, layout_compatible, normalise, scope_of, strip_key
+from ckptbridge._text import fmt_shape
+from ckptbridge.engine._names import layout_compatible, normalise, scope_of, strip_key
 from ckptbridge.engine._plan import Candidate, MappingPlan, Unmatched
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype

@@ -178,8 +178,3 @@ def layout_compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     if sa == sb:
         return True
     return _coarsens(sa, sb) or _coarsens(sb, sa)
-
-
-def fmt_shape(shape: tuple[int, ...]) -> str:
-    """Shapes print as Python tuples: ``(64, 10)``, ``(10,)``, ``()``."""
-    return str(tuple(shape))

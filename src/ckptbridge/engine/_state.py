@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ckptbridge._errors import MappingError
-from ckptbridge.engine._names import fmt_shape, layout_compatible
+from ckptbridge._text import fmt_shape
+from ckptbridge.engine._names import layout_compatible
 from ckptbridge.engine._plan import Auxiliary, Match, Unmatched
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.rules._model import Reshape, Step

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ckptbridge.engine._names import fmt_shape, scope_of, strip_key
+from ckptbridge._text import fmt_shape, render_table
+from ckptbridge.engine._names import scope_of, strip_key
 from ckptbridge.engine._plan import Auxiliary, MappingPlan
 
 MAX_TABLE_ROWS = 500
@@ -28,17 +29,13 @@ def render_plan(plan: MappingPlan) -> str:
             f"{total} {plan.target_label} variables matched"
             f"{'' if plan.complete else f', {len(plan.missing)} missing'}")  # fmt: skip
     lines = [head]
-    rows = [("target", "shape", "source", "reason")]
+    rows = []
     for m in plan.matches[:MAX_TABLE_ROWS]:
         srcs = " + ".join(m.sources)
         steps = f" [{', '.join(s.op for s in m.steps)}]" if m.steps else ""
         rows.append((_cut(m.target), fmt_shape(m.target_shape), _cut(srcs), m.reason + steps))
-    if len(rows) > 1:
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        for r in rows:
-            lines.append(
-                "  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
-            )
+    if rows:
+        lines += render_table(("target", "shape", "source", "reason"), rows)
     if len(plan.matches) > MAX_TABLE_ROWS:
         lines.append(f"... and {len(plan.matches) - MAX_TABLE_ROWS} more matches (see to_json())")
     if plan.missing:

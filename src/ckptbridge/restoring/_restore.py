@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckptbridge._errors import MappingError, not_found_error_class
+from ckptbridge._text import fmt_shape, render_table
 from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match, Unmatched
+from ckptbridge.engine._table import aux_counts
 from ckptbridge.engine.optim._types import OptimizerPlan
 from ckptbridge.rules._model import Reshape, Rules
 
@@ -34,10 +36,6 @@ def describe_steps(match: Match) -> str:
         args.pop("op", None)  # the Step serializer writes ``op`` back even when excluded
         parts.append(f"{step.op}({', '.join(f'{k}={v}' for k, v in args.items())})")
     return " | ".join(parts)
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return str(tuple(shape))
 
 
 @dataclass
@@ -163,12 +161,11 @@ class RestoreReport:
         lines += _matched_table(self.matched)
         if self.missing:
             lines.append(f"Missing ({len(self.missing)}):")
-            lines += [f"  {u.target} {_shape(u.shape)}: {u.why}" for u in self.missing[:_MAX_ROWS]]
+            lines += [
+                f"  {u.target} {fmt_shape(u.shape)}: {u.why}" for u in self.missing[:_MAX_ROWS]
+            ]
         if self.auxiliary:
-            kinds: dict[str, int] = {}
-            for a in self.auxiliary:
-                kinds[a.kind] = kinds.get(a.kind, 0) + 1
-            summary = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+            summary = aux_counts(self.auxiliary)
             lines.append(f"Auxiliary, not restored ({len(self.auxiliary)}): {summary}")
         if self.ignored:
             lines.append(f"Ignored by rules ({len(self.ignored)}): {', '.join(self.ignored[:10])}")
@@ -179,19 +176,15 @@ class RestoreReport:
 
 
 def _matched_table(matched: list[Match]) -> list[str]:
-    rows = [
-        (m.target, ", ".join(m.sources), _shape(m.target_shape), m.reason, describe_steps(m))
-        for m in matched[:_MAX_ROWS]
-    ]
+    rows = []
+    for m in matched[:_MAX_ROWS]:
+        steps = describe_steps(m)
+        reason = f"{m.reason} [{steps}]" if steps else m.reason
+        rows.append((m.target, "<- " + ", ".join(m.sources), fmt_shape(m.target_shape), reason))
     if not rows:
         return []
-    w0 = max(len("variable"), *(len(r[0]) for r in rows))
-    w1 = max(len("checkpoint entry"), *(len(r[1]) for r in rows))
-    w2 = max(len("shape"), *(len(r[2]) for r in rows))
-    lines = [f"  {'variable':<{w0}}  <- {'checkpoint entry':<{w1}}  {'shape':<{w2}}  reason"]
-    for target, source, shape, reason, steps in rows:
-        extra = f" [{steps}]" if steps else ""
-        lines.append(f"  {target:<{w0}}  <- {source:<{w1}}  {shape:<{w2}}  {reason}{extra}")
+    header = ("variable", "<- checkpoint entry", "shape", "reason")
+    lines = render_table(header, rows, indent="  ")
     if len(matched) > _MAX_ROWS:
         lines.append(f"  ... and {len(matched) - _MAX_ROWS} more (see to_json())")
     return lines

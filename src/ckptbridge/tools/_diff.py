@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ckptbridge._text import fmt_shape, render_table
+
 _CHUNK = 1 << 20  # elements compared per step
 
 
@@ -92,13 +94,16 @@ class DiffReport:
         lines = [f"A: {self.a}", f"B: {self.b}"]
         lines += [f"only in A: {k}" for k in self.only_in_a]
         lines += [f"only in B: {k}" for k in self.only_in_b]
-        width = max((len(k.key) for k in self.common), default=3)
+        rows = []
         for k in self.common:
+            a = f"{k.dtype_a} {fmt_shape(k.shape_a)}"
             if k.dtype_a != k.dtype_b or k.shape_a != k.shape_b:
-                detail = f"{k.dtype_a}{list(k.shape_a)} vs {k.dtype_b}{list(k.shape_b)}"
+                detail = f"{a} vs {k.dtype_b} {fmt_shape(k.shape_b)}"
             else:
-                detail = f"{k.dtype_a}{list(k.shape_a)} max|a-b| = {_fmt(k.max_abs_diff)}"
-            lines.append(f"{'=' if k.same else '!'} {k.key.ljust(width)}  {detail}")
+                detail = f"{a} max|a-b| = {_fmt(k.max_abs_diff)}"
+            rows.append((f"{'=' if k.same else '!'} {k.key}", detail))
+        if rows:
+            lines += render_table(("  key", "dtype, shape, difference"), rows)
         n_diff = sum(not k.same for k in self.common)
         lines.append(
             f"{len(self.common)} common ({n_diff} differ), {len(self.only_in_a)} only in A, "

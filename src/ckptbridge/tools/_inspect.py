@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ckptbridge._text import human_bytes
+from ckptbridge._text import fmt_shape, human_bytes, render_table
 from ckptbridge.format import OBJECT_GRAPH_KEY, CheckpointKind, Entry, open_checkpoint
 
 __all__ = ["CheckpointInfo", "inspect", "load_variables"]
@@ -88,31 +87,24 @@ class CheckpointInfo:
             (
                 e.key,
                 e.dtype,
-                _shape(e.shape),
+                fmt_shape(e.shape),
                 human_bytes(e.nbytes) + (" sliced" if e.sliced else ""),
             )
             for e in self.entries
         ]
-        lines += ["", *_table(("key", "dtype", "shape", "bytes"), rows)]
+        lines += ["", *render_table(("key", "dtype", "shape", "bytes"), rows, rule=True)]
         if self.objects:
             obj_rows = [
                 (str(o["key"]), str(o["path"] or "-"), str(o["slot_of"] or ""))
                 for o in self.objects
             ]
-            lines += ["", *_table(("object-graph variable", "shortest path", "slot of"), obj_rows)]
+            lines += [
+                "",
+                *render_table(
+                    ("object-graph variable", "shortest path", "slot of"), obj_rows, rule=True
+                ),
+            ]
         return "\n".join(lines)
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()] + [
-        fmt.format(*r).rstrip() for r in rows
-    ]
 
 
 def inspect(path: str | os.PathLike[str]) -> CheckpointInfo:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ckptbridge.engine._names import fmt_shape
+from ckptbridge._text import fmt_shape
 from ckptbridge.engine._plan import Candidate, Match, Unmatched
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine.converters._cells import (
