@@ -9,7 +9,6 @@ thread pool (``jobs``); a failed item is reported and the batch carries on.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 from collections.abc import Sequence
@@ -22,7 +21,12 @@ from ckptbridge.conversion import _stage
 from ckptbridge.conversion._item import convert_item, output_name
 from ckptbridge.conversion._report import ConversionReport, ItemReport
 from ckptbridge.conversion._target import Target, resolve_target
+from ckptbridge.engine._names import natural_key
 from ckptbridge.rules import Rules
+
+
+def _by_name(path: Path) -> tuple[tuple[int, int | str], ...]:
+    return natural_key(path.name)
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,6 @@ class SourceSet:
     prefixes: tuple[Path, ...]
     current: Path | None
     warnings: tuple[str, ...] = ()
-
-
-def _natural(path: Path) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
 
 def _exists(prefix: Path) -> bool:
@@ -73,7 +73,7 @@ def list_sources(src: str | os.PathLike[str]) -> SourceSet:
         )
         if prefixes:
             return SourceSet(tuple(prefixes), current or prefixes[-1], tuple(notes))
-    found_all = sorted((p.with_suffix("") for p in path.glob("*.index")), key=_natural)
+    found_all = sorted((p.with_suffix("") for p in path.glob("*.index")), key=_by_name)
     if not found_all:
         found_all = _v1_files(path)
     if not found_all:
@@ -93,7 +93,7 @@ def _v1_files(directory: Path) -> list[Path]:
         for p in directory.iterdir()
         if p.is_file() and not p.name.endswith(".index") and has_table_magic(p)
     ]
-    return sorted(files, key=_natural)
+    return sorted(files, key=_by_name)
 
 
 def _locate(directory: Path, name: str) -> Path | None:

@@ -7,6 +7,7 @@ from collections.abc import Container
 
 from ckptbridge.engine._names import strip_key
 from ckptbridge.engine._plan import Auxiliary, AuxKind
+from ckptbridge.format._types import ATTRIBUTES_SUFFIX
 
 _OPTIMIZERS = (
     "Adam|Momentum|RMSProp|Adagrad|AdagradDA|Ftrl|Adadelta|ProximalAdagrad|ProximalGradientDescent"
@@ -109,11 +110,7 @@ def _keras_optimizer(key: str) -> tuple[AuxKind, str | None] | None:
 
 def _tf2_owner(raw: str) -> str:
     owner = raw.split("/.OPTIMIZER_SLOT/", 1)[0]
-    return (
-        owner + "/.ATTRIBUTES/VARIABLE_VALUE"
-        if raw.endswith("/.ATTRIBUTES/VARIABLE_VALUE")
-        else owner
-    )
+    return owner + ATTRIBUTES_SUFFIX if raw.endswith(ATTRIBUTES_SUFFIX) else owner
 
 
 def _resolve_owner(of: str, raw: str, known: Container[str]) -> str:
@@ -125,7 +122,7 @@ def _resolve_owner(of: str, raw: str, known: Container[str]) -> str:
             candidate = "/".join(parts[i:])
             if candidate in known:
                 return candidate
-    for suffix in (":0", "/.ATTRIBUTES/VARIABLE_VALUE"):
+    for suffix in (":0", ATTRIBUTES_SUFFIX):
         if of + suffix in known:
             return of + suffix
     return of

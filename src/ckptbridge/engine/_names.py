@@ -14,8 +14,9 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from ckptbridge.format._types import strip_attributes
+
 _SUFFIX_RE = re.compile(r":\d+$")
-_ATTR = "/.ATTRIBUTES/VARIABLE_VALUE"
 _UNNAMED_RE = re.compile(r"Variable(_\d+)?")
 _DIGITS_RE = re.compile(r"(\d+)")
 
@@ -55,9 +56,7 @@ def strip_key(name: str) -> str:
     >>> strip_key("dense/kernel:0")
     'dense/kernel'
     """
-    if name.endswith(_ATTR):
-        name = name[: -len(_ATTR)]
-    return _SUFFIX_RE.sub("", name)
+    return _SUFFIX_RE.sub("", strip_attributes(name))
 
 
 @lru_cache(maxsize=1 << 18)

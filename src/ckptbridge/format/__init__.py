@@ -17,10 +17,18 @@ from ckptbridge.format._meta import MetaInfo, MetaVariable
 from ckptbridge.format._objgraph import ObjectGraph, ObjNode, ObjVariable, variable_key
 from ckptbridge.format._resolve import resolve_checkpoint
 from ckptbridge.format._state import CheckpointState, read_state_file, write_state_file
-from ckptbridge.format._types import OBJECT_GRAPH_KEY, CheckpointKind, Entry, RawLocation
+from ckptbridge.format._types import (
+    ATTRIBUTES_SUFFIX,
+    OBJECT_GRAPH_KEY,
+    CheckpointKind,
+    Entry,
+    RawLocation,
+    strip_attributes,
+)
 from ckptbridge.format._writer import BundleWriter
 
 __all__ = [
+    "ATTRIBUTES_SUFFIX",
     "OBJECT_GRAPH_KEY",
     "BundleWriter",
     "Checkpoint",
@@ -36,6 +44,7 @@ __all__ = [
     "open_checkpoint",
     "read_state_file",
     "resolve_checkpoint",
+    "strip_attributes",
     "variable_key",
     "write_state_file",
 ]

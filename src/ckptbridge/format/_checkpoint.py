@@ -24,7 +24,13 @@ from ckptbridge.format._meta import MetaInfo
 from ckptbridge.format._objgraph import ObjectGraph
 from ckptbridge.format._proto import ProtoError
 from ckptbridge.format._resolve import resolve_checkpoint
-from ckptbridge.format._types import OBJECT_GRAPH_KEY, CheckpointKind, Entry, RawLocation
+from ckptbridge.format._types import (
+    ATTRIBUTES_SUFFIX,
+    OBJECT_GRAPH_KEY,
+    CheckpointKind,
+    Entry,
+    RawLocation,
+)
 
 
 class _Reader(Protocol):
@@ -81,7 +87,7 @@ class Checkpoint:
         aliases: dict[str, str] = {}
         for var in graph.variables():
             for path in var.paths:
-                aliases.setdefault(f"{path}/.ATTRIBUTES/VARIABLE_VALUE", var.key)
+                aliases.setdefault(path + ATTRIBUTES_SUFFIX, var.key)
         return aliases
 
     def stored_key(self, key: str) -> str:

@@ -23,6 +23,16 @@ class CheckpointKind(str, Enum):
 
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+ATTRIBUTES_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"  # TF2: "<object path>" + this = a variable's key
+
+
+def strip_attributes(key: str) -> str:
+    """The object path of a TF2 variable key (other keys unchanged).
+
+    >>> strip_attributes("model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE"), strip_attributes("w")
+    ('model/dense/kernel', 'w')
+    """
+    return key[: -len(ATTRIBUTES_SUFFIX)] if key.endswith(ATTRIBUTES_SUFFIX) else key
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
 from ckptbridge.engine._spec import VarSpec
-from ckptbridge.format._types import OBJECT_GRAPH_KEY
+from ckptbridge.format._types import ATTRIBUTES_SUFFIX, OBJECT_GRAPH_KEY, strip_attributes
 
 __all__ = [
     "Side",
@@ -30,7 +30,6 @@ __all__ = [
     "read_meta_file",
 ]
 
-_ATTR_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _PART = re.compile(r"/part_\d+(?=/|$)")
 
 
@@ -44,10 +43,6 @@ class Side:
     live: Any = None  # the LiveModel when the side is a model
 
 
-def _strip_attr(path: str) -> str:
-    return path[: -len(_ATTR_SUFFIX)] if path.endswith(_ATTR_SUFFIX) else path
-
-
 def _tf2_specs(ckpt: Any) -> list[VarSpec]:
     graph = ckpt.object_graph
     by_key: dict[str, Any] = {}
@@ -59,7 +54,7 @@ def _tf2_specs(ckpt: Any) -> list[VarSpec]:
         if key == OBJECT_GRAPH_KEY:
             continue
         order, var = by_key.get(key, (None, None))
-        paths = tuple(_strip_attr(p) for p in (var.paths if var is not None else ()))
+        paths = tuple(strip_attributes(p) for p in (var.paths if var is not None else ()))
         aliases = tuple(p for p in dict.fromkeys(paths) if p != key)
         specs.append(_model_named(_entry_spec(key, entry, order=order, aliases=aliases)))
     return specs
@@ -79,7 +74,7 @@ def _model_named(spec: VarSpec) -> VarSpec:
     for alias in spec.aliases:
         if "optimizer" not in alias.split("/"):
             rest = tuple(a for a in spec.aliases if a != alias)
-            return replace(spec, name=alias + _ATTR_SUFFIX, aliases=(spec.name, *rest))
+            return replace(spec, name=alias + ATTRIBUTES_SUFFIX, aliases=(spec.name, *rest))
     return spec
 
 

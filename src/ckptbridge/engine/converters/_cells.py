@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ckptbridge.engine._names import natural_key as names_natural_key
 from ckptbridge.engine._names import strip_key, unnumbered_scope
 from ckptbridge.engine._spec import VarSpec
 
@@ -95,8 +96,7 @@ def natural_key(scope: str) -> tuple[object, ...]:
     parts: list[object] = []
     for comp in scope.split("/"):
         rank = 1 if comp == "bw" or comp.startswith("backward_") else 0
-        pieces = re.split(r"(\d+)", comp)
-        parts.append((rank, tuple(int(p) if p.isdigit() else p for p in pieces)))
+        parts.append((rank, names_natural_key(comp)))
     return tuple(parts)
 
 
