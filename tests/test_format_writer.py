@@ -111,3 +111,49 @@ def test_duplicate_and_bad_keys_are_rejected(tmp_path: Path) -> None:
             writer.add("", np.zeros(1))
         with pytest.raises(ConversionError, match=r"does not fit"):
             writer.add_slice("s", (4,), (3,), np.zeros(2))
+
+
+def test_add_shard_adopts_a_source_shard_and_add_chunks_streams(tmp_path: Path) -> None:
+    kernel = np.arange(12, dtype=np.float32).reshape(3, 4)
+    with BundleWriter(tmp_path / "src") as writer:
+        writer.add("w", kernel)
+        writer.add("b", np.ones(4, np.float32))
+    with open_checkpoint(tmp_path / "src") as ckpt:
+        loc_w, loc_b = ckpt.raw_location("w"), ckpt.raw_location("b")
+    assert loc_w is not None and loc_b is not None
+    out = tmp_path / "out"
+    out.mkdir()
+    reused = out / "m.reused"
+    reused.hardlink_to(loc_w.path)
+    halves = (kernel[:1].astype(np.float16).view(np.uint8), kernel[1:].astype(np.float16))
+    with BundleWriter(out / "m") as writer:
+        assert writer.add_shard(reused, [("dense/kernel", loc_w), ("dense/bias", loc_b)]) == 0
+        assert writer.add_chunks("half", "float16", (3, 4), halves) == 24
+        writer.add("step", np.int64(7))
+    reader = tf.train.load_checkpoint(str(out / "m"))
+    np.testing.assert_array_equal(reader.get_tensor("dense/kernel"), kernel)
+    np.testing.assert_array_equal(reader.get_tensor("dense/bias"), np.ones(4, np.float32))
+    np.testing.assert_array_equal(reader.get_tensor("half"), kernel.astype(np.float16))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "m.data-00000-of-00002", "m.data-00001-of-00002", "m.index",
+    ]  # fmt: skip
+
+
+def test_add_chunks_of_the_wrong_size_and_adopted_shards_on_abort(tmp_path: Path) -> None:
+    with BundleWriter(tmp_path / "src") as writer:
+        writer.add("w", np.zeros(4, np.float32))
+    with open_checkpoint(tmp_path / "src") as ckpt:
+        loc = ckpt.raw_location("w")
+    assert loc is not None
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "m.reused").hardlink_to(loc.path)
+    with pytest.raises(RuntimeError), BundleWriter(out / "m") as writer:
+        writer.add_shard(out / "m.reused", [("w", loc)])
+        with pytest.raises(
+            ConversionError, match=r"^entry 'x': 8 bytes streamed, float32 \(4,\) needs 16$"
+        ):
+            writer.add_chunks("x", "float32", (4,), [b"\0" * 8])
+        raise RuntimeError("boom")
+    assert list(out.iterdir()) == []
+    assert loc.path.exists()

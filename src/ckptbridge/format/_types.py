@@ -72,3 +72,23 @@ class RawLocation:
     crc32c: int
     dtype: str
     shape: tuple[int, ...]
+
+    def check_read(self, crc: int, got: int, name: str) -> None:
+        """Raise :class:`CorruptCheckpointError` unless ``got`` bytes read from here, with CRC32C
+        ``crc`` (unmasked, as ``google_crc32c`` gives it), are this entry's bytes; ``name`` is the
+        entry's key for the message. The one check of every copied or streamed byte range.
+
+        Example::
+
+            loc.check_read(google_crc32c.value(data), len(data), "dense/kernel")
+        """
+        from ckptbridge._errors import CorruptCheckpointError
+        from ckptbridge.format._table import mask_crc
+
+        if got == self.size and mask_crc(crc) == self.crc32c:
+            return
+        raise CorruptCheckpointError(
+            f"{self.path}: bytes {self.offset}..{self.offset + self.size} for {name!r} are "
+            f"{'truncated' if got < self.size else 'damaged (CRC32C mismatch)'}. The file is "
+            "damaged or incomplete; copy it again from its source"
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -36,17 +37,23 @@ from ckptbridge.format._dtypes import (
     numpy_dtype,
 )
 from ckptbridge.format._strings import encode_strings
-from ckptbridge.format._table import build_table, mask_crc, unmask_crc
+from ckptbridge.format._table import build_table, mask_crc
 from ckptbridge.format._types import RawLocation
 
 CHUNK = 8 << 20
 
 
 class _Shard:
-    def __init__(self, path: Path) -> None:
+    """One data shard: a temporary file being written, or (``file`` None) one adopted whole."""
+
+    def __init__(self, path: Path, *, adopted: bool = False) -> None:
         self.path = path
-        self.file: BinaryIO = path.open("wb")
-        self.size = 0
+        self.file: BinaryIO | None = None if adopted else path.open("wb")
+        self.size = path.stat().st_size if adopted else 0
+
+    def write(self, data: Any) -> None:
+        assert self.file is not None  # only the writer's own shards are appended to
+        self.file.write(data)
 
 
 class BundleWriter:
@@ -95,7 +102,11 @@ class BundleWriter:
     def _shard_for(self, size: int) -> _Shard:
         current = self._shards[-1] if self._shards else None
         limit = self.max_shard_bytes
-        if current is None or (limit is not None and current.size and current.size + size > limit):
+        if (
+            current is None
+            or current.file is None
+            or (limit is not None and current.size and current.size + size > limit)
+        ):
             if len(self._shards) >= MAX_SHARDS:
                 raise ConversionError(
                     f"{self.prefix}: more than {MAX_SHARDS} shards; raise max_shard_bytes"
@@ -109,7 +120,7 @@ class BundleWriter:
         self, key: bytes, dtype: str, shape: tuple[int, ...], data: Any, crc: int, size: int
     ) -> None:
         shard = self._shard_for(size)
-        shard.file.write(data)
+        shard.write(data)
         self._entries[key] = EntryProto(
             dtype=enum_from_name(dtype), shape=shape, shard_id=len(self._shards) - 1,
             offset=shard.size, size=size, crc32c=mask_crc(crc),
@@ -154,30 +165,104 @@ class BundleWriter:
                 f"raw source for {key!r}: {src.size} bytes, shape needs {expected}"
             )
         shard = self._shard_for(src.size)
+        assert shard.file is not None
         start = shard.size
-        crc = 0
+        crc = got = 0
         with src.path.open("rb") as source:
             source.seek(src.offset)
-            remaining = src.size
-            while remaining:
-                chunk = source.read(min(CHUNK, remaining))
+            while got < src.size:
+                chunk = source.read(min(CHUNK, src.size - got))
                 if not chunk:
                     break
                 crc = google_crc32c.extend(crc, chunk)
                 shard.file.write(chunk)
-                remaining -= len(chunk)
-        if remaining or crc != unmask_crc(src.crc32c):
+                got += len(chunk)
+        try:
+            src.check_read(crc, got, key)
+        except CorruptCheckpointError:
             shard.file.seek(start)
             shard.file.truncate()
-            raise CorruptCheckpointError(
-                f"{src.path}: bytes {src.offset}..{src.offset + src.size} for {key!r} are "
-                f"{'truncated' if remaining else 'damaged (CRC32C mismatch)'}; nothing was copied"
-            )
+            raise
         self._entries[encoded] = EntryProto(
             dtype=enum_from_name(src.dtype), shape=src.shape, shard_id=len(self._shards) - 1,
             offset=start, size=src.size, crc32c=src.crc32c,
         )  # fmt: skip
         shard.size += src.size
+
+    def add_chunks(
+        self, key: str, dtype: str, shape: tuple[int, ...], chunks: Iterable[Any]
+    ) -> int:
+        """Add one tensor from its encoded bytes in pieces (``bytes`` or uint8 arrays), so a
+        tensor of any size streams through; return the number of bytes written.
+
+        Example::
+
+            writer.add_chunks("w", "float16", (1024, 1024), (a.astype(np.float16) for a in parts))
+        """
+        encoded = key.encode("utf-8")
+        self._check_key(encoded)
+        expected = math.prod(shape) * numpy_dtype(dtype).itemsize
+        shard = self._shard_for(expected)
+        assert shard.file is not None
+        start, crc = shard.size, 0
+        try:
+            for chunk in chunks:
+                crc = google_crc32c.extend(crc, chunk)
+                shard.file.write(chunk)
+                shard.size += memoryview(chunk).nbytes
+            if shard.size - start != expected:
+                raise ConversionError(
+                    f"entry {key!r}: {shard.size - start} bytes streamed, {dtype} {shape} needs "
+                    f"{expected}"
+                )
+        except BaseException:
+            shard.file.seek(start)
+            shard.file.truncate()
+            shard.size = start
+            raise
+        self._entries[encoded] = EntryProto(
+            dtype=enum_from_name(dtype), shape=tuple(shape), shard_id=len(self._shards) - 1,
+            offset=start, size=expected, crc32c=mask_crc(crc),
+        )  # fmt: skip
+        return expected
+
+    def add_shard(
+        self, path: str | os.PathLike[str], entries: Iterable[tuple[str, RawLocation]]
+    ) -> int:
+        """Take the complete data file ``path`` (beside the prefix: a hard link or a copy of a
+        source shard) as the next data shard, holding ``entries`` where each location says
+        (``offset``, ``size``, ``crc32c``, dtype, shape; its ``path`` is not used). The writer
+        renames the file into place on :meth:`finish` and deletes it on :meth:`abort`; it does not
+        read or fsync it: checking its bytes is the caller's. Return the shard number.
+
+        Example::
+
+            os.link(loc.path, "out/model.ckpt.reused")
+            writer.add_shard("out/model.ckpt.reused", [("new/name", loc)])
+        """
+        shard_path = Path(path)
+        if shard_path.parent.resolve() != self.prefix.parent.resolve():
+            raise ConversionError(f"{shard_path}: an adopted shard must sit beside {self.prefix}")
+        items = [(key.encode("utf-8"), loc) for key, loc in entries]
+        for encoded, _ in items:
+            self._check_key(encoded)
+        if len(self._shards) >= MAX_SHARDS:
+            raise ConversionError(f"{self.prefix}: more than {MAX_SHARDS} shards")
+        shard = _Shard(shard_path, adopted=True)
+        for encoded, loc in items:
+            if loc.offset < 0 or loc.offset + loc.size > shard.size:
+                raise ConversionError(
+                    f"{shard_path}: entry {encoded.decode('utf-8', 'replace')!r} at bytes "
+                    f"{loc.offset}..{loc.offset + loc.size} lies outside the file ({shard.size} B)"
+                )
+        self._shards.append(shard)
+        number = len(self._shards) - 1
+        for encoded, loc in items:
+            self._entries[encoded] = EntryProto(
+                dtype=enum_from_name(loc.dtype), shape=tuple(loc.shape), shard_id=number,
+                offset=loc.offset, size=loc.size, crc32c=loc.crc32c,
+            )  # fmt: skip
+        return number
 
     def add_slice(
         self,
@@ -232,9 +317,10 @@ class BundleWriter:
                 self._shard_for(0)
             total = len(self._shards)
             for number, shard in enumerate(self._shards):
-                shard.file.flush()
-                os.fsync(shard.file.fileno())
-                shard.file.close()
+                if shard.file is not None:
+                    shard.file.flush()
+                    os.fsync(shard.file.fileno())
+                    shard.file.close()
                 os.replace(shard.path, data_path(self.prefix, number, total))
             items = [(b"", encode_header(total))]
             items += [(key, encode_entry(self._entries[key])) for key in sorted(self._entries)]
@@ -258,7 +344,8 @@ class BundleWriter:
         """Close and delete the temporary files; nothing appears under the prefix."""
         self._closed = True
         for shard in self._shards:
-            shard.file.close()
+            if shard.file is not None:
+                shard.file.close()
             shard.path.unlink(missing_ok=True)
         self.prefix.with_name(f"{self.prefix.name}.index.tempstate{self._token}").unlink(
             missing_ok=True
