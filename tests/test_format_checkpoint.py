@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ckptbridge
 from ckptbridge.format import (
     OBJECT_GRAPH_KEY,
     BundleWriter,
@@ -59,9 +60,11 @@ def test_damaged_object_graph_is_corrupt(tmp_path: Path) -> None:
 def test_unknown_key(tf1: Path) -> None:
     with (
         open_checkpoint(tf1) as ckpt,
-        pytest.raises(KeyError, match=r"'x' is not an entry of checkpoint"),
+        pytest.raises(ckptbridge.EntryNotFoundError, match=r"^'x' is not an entry of checkpoint "),
     ):
         ckpt.raw_location("x")
+    assert issubclass(ckptbridge.EntryNotFoundError, KeyError)
+    assert str(ckptbridge.EntryNotFoundError("no 'x'")) == "no 'x'"  # not quoted as KeyError does
 
 
 def test_public_names_of_the_format_package() -> None:

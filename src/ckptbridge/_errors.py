@@ -5,6 +5,7 @@ builtin (or TensorFlow) error that callers already catch for the same situation:
 
     CkptBridgeError(Exception)
     ├── CheckpointNotFoundError(FileNotFoundError)   nothing at the path, or a shard is missing
+    ├── EntryNotFoundError(KeyError)                 a key that is not an entry of the checkpoint
     ├── CorruptCheckpointError(ValueError)           the files exist but are damaged or not a checkpoint
     ├── UnsupportedCheckpointError(ValueError)       a valid file ckptbridge cannot handle (yet)
     ├── RulesError(ValueError)                       a rules file or dict that is invalid or does not fit
@@ -30,6 +31,7 @@ __all__ = [
     "CkptBridgeError",
     "ConversionError",
     "CorruptCheckpointError",
+    "EntryNotFoundError",
     "MappingError",
     "NotFoundError",  # noqa: F822 - created on first access by __getattr__ below
     "OutputExistsError",
@@ -46,6 +48,13 @@ class CheckpointNotFoundError(CkptBridgeError, FileNotFoundError):
     """Nothing usable at the given path, or a file the checkpoint needs is missing."""
 
     def __str__(self) -> str:  # FileNotFoundError would format (errno, strerror) otherwise
+        return str(self.args[0]) if self.args else ""
+
+
+class EntryNotFoundError(CkptBridgeError, KeyError):
+    """A key asked for by name is not an entry of the checkpoint (the message offers close ones)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message otherwise
         return str(self.args[0]) if self.args else ""
 
 

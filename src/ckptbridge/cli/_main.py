@@ -93,10 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `ckptbridge inspect x | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown quiet
         return EXIT_OK
-    except (CkptBridgeError, OSError, KeyError) as exc:
+    except (CkptBridgeError, OSError) as exc:
         if args.debug:
             traceback.print_exc()
-        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        message = str(exc)
         print(
             f"ckptbridge: error: {message.splitlines()[0] if message else type(exc).__name__}",
             file=sys.stderr,

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ckptbridge._errors import CorruptCheckpointError
+from ckptbridge._errors import CorruptCheckpointError, EntryNotFoundError
 from ckptbridge.format._bundle import BundleReader
 from ckptbridge.format._meta import MetaInfo
 from ckptbridge.format._objgraph import ObjectGraph
@@ -111,7 +111,7 @@ class Checkpoint:
 
             close = difflib.get_close_matches(key, self.entries, n=3)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise KeyError(f"{key!r} is not an entry of checkpoint {self.prefix}.{hint}")
+            raise EntryNotFoundError(f"{key!r} is not an entry of checkpoint {self.prefix}.{hint}")
         return entry
 
     def read(self, key: str) -> np.ndarray[Any, Any]:
@@ -119,7 +119,7 @@ class Checkpoint:
         read-only, sharing the mapped file where possible.
 
         CRC32C is verified; partitioned entries are assembled; bfloat16 uses ``ml_dtypes``;
-        strings come back as an object array of ``bytes``. Raises ``KeyError`` for unknown keys.
+        strings come back as an object array of ``bytes``. Raises :class:`EntryNotFoundError` (a ``KeyError``) for unknown keys.
 
         Example::
 
