@@ -30,3 +30,17 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.fail(f"the checkpoint corpus is missing at {CORPUS}; set CKPTBRIDGE_CORPUS")
     return CORPUS
+
+
+def _corpus2_dir() -> Path:
+    env = os.environ.get("CKPTBRIDGE_CORPUS2")
+    return Path(env) if env else CORPUS.parent / "corpus2"
+
+
+@pytest.fixture(scope="session")
+def corpus2() -> Path:
+    """The read-only second corpus (../shared/corpus2: TF2, SavedModel variables). Never copy."""
+    path = _corpus2_dir()
+    if not path.is_dir():
+        pytest.fail(f"the second checkpoint corpus is missing at {path}; set CKPTBRIDGE_CORPUS2")
+    return path

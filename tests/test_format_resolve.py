@@ -68,3 +68,51 @@ def test_nothing_there_lists_what_is(tmp_path: Path) -> None:
         resolve_checkpoint(tmp_path / "model.ckpt")
     with pytest.raises(CheckpointNotFoundError, match=r"^no checkpoint in directory"):
         resolve_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "folder", ["tensorflow__tfx__eval_model_2019", "tensorflow__rust__regression_savedmodel_tf2"]
+)
+def test_a_saved_model_directory_reads_its_variables_bundle(corpus2: Path, folder: str) -> None:
+    prefix, notes = resolve_checkpoint(corpus2 / folder)
+    assert prefix == corpus2 / folder / "variables" / "variables"
+    assert notes == [
+        f"{corpus2 / folder} is a SavedModel directory: reading its variables bundle "
+        "variables/variables (the graph in saved_model.pb is not used)"
+    ]
+
+
+def test_the_state_file_itself_gets_a_hint(train_dir: Path) -> None:
+    from ckptbridge import CorruptCheckpointError
+    from ckptbridge.format import open_checkpoint
+
+    (train_dir / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-100"\n')
+    with pytest.raises(
+        CorruptCheckpointError,
+        match=r"^.*checkpoint is not a checkpoint: .* checkpoint is a training directory's state "
+        r"file: pass the directory '.*' or the checkpoint it names, 'model\.ckpt-100'$",
+    ):
+        open_checkpoint(train_dir / "checkpoint")
+
+
+def test_a_python_file_says_what_a_checkpoint_path_looks_like(tmp_path: Path) -> None:
+    from ckptbridge import CorruptCheckpointError
+    from ckptbridge.format import open_checkpoint
+
+    (tmp_path / "train.py").write_text("print('hi')\n" * 10)
+    with pytest.raises(
+        CorruptCheckpointError,
+        match=r"^.*train\.py is a Python file, not a checkpoint\. A checkpoint path is a prefix "
+        r"\(model\.ckpt-1000 for model\.ckpt-1000\.index \+ \.data-\*\)",
+    ):
+        open_checkpoint(tmp_path / "train.py")
+
+
+def test_a_directory_of_other_files_says_what_a_checkpoint_path_looks_like(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(
+        CheckpointNotFoundError, match=r"contains: notes\.txt\. A checkpoint path is a prefix"
+    ):
+        resolve_checkpoint(tmp_path)

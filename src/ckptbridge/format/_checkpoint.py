@@ -20,6 +20,7 @@ import numpy as np
 
 from ckptbridge._errors import CorruptCheckpointError, EntryNotFoundError
 from ckptbridge.format._bundle import BundleReader
+from ckptbridge.format._keras import KerasReader, is_keras_file
 from ckptbridge.format._meta import MetaInfo
 from ckptbridge.format._objgraph import ObjectGraph
 from ckptbridge.format._proto import ProtoError
@@ -58,6 +59,9 @@ class Checkpoint:
                 if OBJECT_GRAPH_KEY in self._reader.entries
                 else CheckpointKind.TF1
             )
+        elif is_keras_file(prefix):
+            self._reader = KerasReader(prefix)
+            self.kind = CheckpointKind.KERAS
         else:
             from ckptbridge.format._v1 import V1Reader
 
@@ -139,6 +143,17 @@ class Checkpoint:
         if isinstance(self._reader, BundleReader):
             return self._reader.raw_location(self.stored_key(key))
         return None
+
+    def keras_layout(self, key: str) -> tuple[int, tuple[str, ...], str | None] | None:
+        """For a Keras weights file: the save order, HDF5 path and cell class of ``key``; else None.
+
+        Example::
+
+            ckpt.keras_layout("sequential/dense/kernel")   # (0, ('layers/dense/vars/0',), None)
+        """
+        if not isinstance(self._reader, KerasReader):
+            return None
+        return self._reader.order(key), self._reader.aliases(key), self._reader.layer(key)
 
     @cached_property
     def object_graph(self) -> ObjectGraph | None:

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
 from pathlib import Path
 
-from ckptbridge._errors import CheckpointNotFoundError
+from ckptbridge._errors import CheckpointNotFoundError, CkptBridgeError
+from ckptbridge.format._keras import KERAS_SUFFIXES
 from ckptbridge.format._state import STATE_FILE, read_state_file
 from ckptbridge.format._table import MAGIC
 
@@ -23,6 +25,12 @@ _NOT_V1 = re.compile(
 )
 _STEP = re.compile(r"-(\d+)$")
 _MAX_SCAN = 2000
+SAVED_MODEL_VARIABLES = Path("variables") / "variables"
+LOOKS_LIKE = (
+    "A checkpoint path is a prefix (model.ckpt-1000 for model.ckpt-1000.index + .data-*), a "
+    "training directory (with its 'checkpoint' state file), a SavedModel directory, a V1 "
+    "checkpoint file, or a Keras .weights.h5/.keras file"
+)
 
 
 def strip_suffix(path: Path) -> Path:
@@ -73,8 +81,36 @@ def newest_checkpoint(directory: Path) -> tuple[Path | None, int]:
         ]
         bundles = [p for p in files if has_table_magic(p)]
     if not bundles:
+        bundles = [
+            p for p in directory.iterdir() if p.is_file() and p.name.endswith(KERAS_SUFFIXES)
+        ]
+    if not bundles:
         return None, 0
     return max(bundles, key=_sort_key), len(bundles)
+
+
+def saved_model_variables(directory: Path) -> Path | None:
+    """The variables bundle prefix of a SavedModel directory (``variables/variables``), or None."""
+    prefix = directory / SAVED_MODEL_VARIABLES
+    return prefix if prefix.with_name("variables.index").is_file() else None
+
+
+def not_a_checkpoint_hint(path: Path) -> str:
+    """What ``path`` (an existing file that is no checkpoint) is, and what to pass instead."""
+    if path.name == STATE_FILE:
+        state = None
+        with contextlib.suppress(CkptBridgeError):
+            state = read_state_file(path.parent)
+        named = f" or the checkpoint it names, {state.model_checkpoint_path!r}" if state else ""
+        return (
+            f"{path.name} is a training directory's state file: pass the directory "
+            f"{str(path.parent)!r}{named}"
+        )
+    if path.name in ("saved_model.pb", "saved_model.pbtxt"):
+        return f"{path.name} is a SavedModel graph: pass its directory {str(path.parent)!r}"
+    if path.suffix == ".py":
+        return f"{path.name} is a Python file, not a checkpoint. " + LOOKS_LIKE
+    return LOOKS_LIKE
 
 
 def _listing(directory: Path) -> str:
@@ -92,10 +128,17 @@ def _resolve_dir(directory: Path) -> tuple[Path, list[str]]:
     state = read_state_file(directory)
     newest, count = newest_checkpoint(directory)
     if state is None:
+        saved_model = saved_model_variables(directory) if newest is None else None
+        if saved_model is not None:
+            return saved_model, [
+                f"{directory} is a SavedModel directory: reading its variables bundle "
+                f"{SAVED_MODEL_VARIABLES} (the graph in saved_model.pb is not used)"
+            ]
         if newest is None:
             raise CheckpointNotFoundError(
                 f"no checkpoint in directory {directory}: there is no '{STATE_FILE}' state file and "
-                f"no *.index or V1 checkpoint file. {_listing(directory)}"
+                f"no *.index, V1 checkpoint or Keras weights file. {_listing(directory)}. "
+                + LOOKS_LIKE
             )
         note = (
             []

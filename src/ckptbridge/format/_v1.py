@@ -18,7 +18,7 @@ import numpy as np
 from ckptbridge._errors import CorruptCheckpointError
 from ckptbridge._optional import import_tensorflow
 from ckptbridge.format._dtypes import UnknownDtypeError, numpy_dtype
-from ckptbridge.format._resolve import has_table_magic
+from ckptbridge.format._resolve import has_table_magic, not_a_checkpoint_hint
 from ckptbridge.format._types import Entry
 
 _FIX = "Expected a TensorFlow V1 checkpoint (a LevelDB table of tensor slices)."
@@ -32,7 +32,7 @@ class V1Reader:
         if not has_table_magic(path):
             raise CorruptCheckpointError(
                 f"{path} is not a checkpoint: there is no {path.name}.index beside it and the file "
-                f"does not end with the table magic number. {_FIX}"
+                f"does not end with the table magic number. {not_a_checkpoint_hint(path)}"
             )
         tf = import_tensorflow()
         try:

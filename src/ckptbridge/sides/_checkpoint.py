@@ -6,6 +6,8 @@
 - TF1 checkpoint: the name is the key; the order is the ``.meta`` creation order when a ``.meta``
   lies beside it (``None`` otherwise); partitioned variables are one entry.
 - ``.meta`` file alone: its variables, partitions folded into one spec.
+- Keras ``.weights.h5`` / ``.keras`` file: the name is the variable's Keras path, the alias its
+  HDF5 path, the order the save order.
 Live models are described by :mod:`ckptbridge.sides._live`; :func:`ckptbridge.sides.describe_target`
 chooses between them.
 """
@@ -145,12 +147,23 @@ def _tf1_specs(ckpt: Any) -> list[VarSpec]:
     return specs
 
 
+def _keras_specs(ckpt: Any) -> list[VarSpec]:
+    specs = []
+    for key, entry in ckpt.entries.items():
+        order, aliases, layer = ckpt.keras_layout(key)
+        spec = _entry_spec(key, entry, order=order, aliases=aliases)
+        specs.append(replace(spec, layer=layer) if layer else spec)
+    return specs
+
+
 def checkpoint_specs(ckpt: Any) -> list[VarSpec]:
     """VarSpecs of an open checkpoint (see the module docstring for names, aliases and order).
 
     >>> with open_checkpoint("old/model.ckpt-1000") as ckpt:
     ...     specs = checkpoint_specs(ckpt)
     """
+    if ckpt.kind == "keras":
+        return _keras_specs(ckpt)
     return _tf2_specs(ckpt) if ckpt.kind == "tf2" else _tf1_specs(ckpt)
 
 
