@@ -16,17 +16,18 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from ckptbridge.rules._load import RulesLike
 from ckptbridge.rules._model import Rules
 
 if TYPE_CHECKING:  # pragma: no cover
     from ckptbridge.conversion import ConversionReport
     from ckptbridge.engine._plan import MappingPlan
     from ckptbridge.restoring import RestoreReport
+    from ckptbridge.sides._target import TargetLike
 
 __all__ = ["Bridge", "convert", "plan", "restore"]
 
 PathLike = str | os.PathLike[str]
-RulesLike = Rules | dict[str, Any] | str | os.PathLike[str] | None
 
 
 class Bridge:
@@ -65,7 +66,7 @@ class Bridge:
         use_strict = self.strict if strict is None else strict
         return restore_into(model, checkpoint, self.rules, strict=use_strict)
 
-    def plan(self, checkpoint: PathLike, target: Any) -> MappingPlan:
+    def plan(self, checkpoint: PathLike, target: TargetLike) -> MappingPlan:
         """Derive the mapping from ``checkpoint`` to ``target`` without assigning anything.
 
         ``target``: a live model, a template checkpoint (TF1 or TF2: prefix or directory), or a
@@ -112,7 +113,7 @@ def restore(
     return Bridge(rules, strict=strict).restore(model, checkpoint)
 
 
-def plan(checkpoint: PathLike, target: Any, rules: RulesLike = None) -> MappingPlan:
+def plan(checkpoint: PathLike, target: TargetLike, rules: RulesLike = None) -> MappingPlan:
     """Derive the mapping from ``checkpoint`` to ``target`` without assigning; see :meth:`Bridge.plan`.
 
     >>> print(ckptbridge.plan("old/model.ckpt-1000", model).complete)

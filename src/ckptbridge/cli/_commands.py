@@ -16,10 +16,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import RulesError
 from ckptbridge._optional import import_tensorflow
+
+if TYPE_CHECKING:
+    from ckptbridge.rules import Rules
 
 __all__ = [
     "add_convert",
@@ -84,7 +87,7 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0 if plan.complete else 1
 
 
-def write_rules(rules: Any, path: Path) -> None:
+def write_rules(rules: Rules, path: Path) -> None:
     """Write a Rules document as YAML (``.yaml``/``.yml``) or JSON (``.json``), atomically.
 
     Example: ``write_rules(plan.to_rules(), Path("rules.yaml"))``.

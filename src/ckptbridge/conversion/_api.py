@@ -6,10 +6,14 @@ The work lives in the :mod:`ckptbridge.conversion` package (not ``ckptbridge.con
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ckptbridge.conversion._report import ConversionReport, ItemReport
 from ckptbridge.conversion._run import run_conversion
+
+if TYPE_CHECKING:
+    from ckptbridge.rules import RulesLike
+    from ckptbridge.sides._target import TargetLike
 
 __all__ = ["ConversionReport", "ItemReport", "convert"]
 
@@ -18,8 +22,8 @@ def convert(
     src: str | os.PathLike[str],
     dst_dir: str | os.PathLike[str],
     *,
-    target: Any,
-    rules: Any = None,
+    target: TargetLike,
+    rules: RulesLike = None,
     to: str | None = None,
     overwrite: bool = False,
     link: bool = False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import CkptBridgeError, ConversionError, OutputExistsError
 from ckptbridge.conversion import _stage
@@ -14,6 +14,10 @@ from ckptbridge.conversion._target import Target
 from ckptbridge.conversion._write import verify_output
 from ckptbridge.format._types import OBJECT_GRAPH_KEY
 from ckptbridge.rules import Rules
+
+if TYPE_CHECKING:
+    from ckptbridge.engine._plan import MappingPlan
+    from ckptbridge.format import Checkpoint
 
 FORMAT_VERSION = 1
 
@@ -130,7 +134,7 @@ def _convert(
     report.verified = verify
 
 
-def _source_step(src: Any, plan: Any, source: Path) -> int | None:
+def _source_step(src: Checkpoint, plan: MappingPlan, source: Path) -> int | None:
     """The training step of the source: its global_step entry, else the number in its name."""
     for aux in plan.auxiliary:
         if aux.kind == "global_step" and aux.name in src.entries:
@@ -141,7 +145,7 @@ def _source_step(src: Any, plan: Any, source: Path) -> int | None:
 
 
 def _write_bundle(
-    src: Any,
+    src: Checkpoint,
     actions: ActionList,
     target: Target,
     stage: Path,
@@ -178,7 +182,7 @@ def _write_bundle(
     return [f for f in files if f != index] + [index]
 
 
-def _object_graph(template: Any, actions: ActionList) -> bytes:
+def _object_graph(template: Checkpoint | None, actions: ActionList) -> bytes:
     """The template's object graph, pruned of the entries left out of the output."""
     from ckptbridge.conversion._objgraph import prune_object_graph
 
@@ -190,7 +194,7 @@ def _object_graph(template: Any, actions: ActionList) -> bytes:
 
 
 def _write_keras(
-    src: Any,
+    src: Checkpoint,
     actions: ActionList,
     target: Target,
     stage: Path,
@@ -202,13 +206,15 @@ def _write_keras(
     from ckptbridge.conversion._write import expected_value
     from ckptbridge.sides._live import assign_values, check_values
 
+    live = target.live
+    assert live is not None  # a keras output always has a model target
     values = {
         _spec_name(target, a.key): expected_value(src, a, None, step)
         for a in actions.actions
         if a.kind == "match"
     }
-    check_values(target.live, values)
-    assign_values(target.live, values)
+    check_values(live, values)
+    assign_values(live, values)
     target.model.save_weights(str(stage / name))
     if verify:
         _verify_keras(target, stage / name, values)
@@ -221,14 +227,16 @@ def _verify_keras(target: Target, path: Path, values: dict[str, Any]) -> None:
 
     from ckptbridge.sides._live import assign_values
 
-    assign_values(target.live, {k: np.zeros_like(np.asarray(v)) for k, v in values.items()})
+    live = target.live
+    assert live is not None  # a keras output always has a model target
+    assign_values(live, {k: np.zeros_like(np.asarray(v)) for k, v in values.items()})
     target.model.load_weights(str(path))
     wrong = [
         key
         for key, value in values.items()
-        if np.asarray(target.live.variables[key]).tobytes() != np.asarray(value).tobytes()
+        if np.asarray(live.variables[key]).tobytes() != np.asarray(value).tobytes()
     ]
-    assign_values(target.live, values)
+    assign_values(live, values)
     if wrong:
         raise ConversionError(
             f"verify: {len(wrong)} variable(s) read back from {path.name} differ from the values "

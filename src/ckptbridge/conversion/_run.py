@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import CheckpointNotFoundError, ConversionError
 from ckptbridge.conversion import _stage
@@ -23,6 +23,10 @@ from ckptbridge.conversion._report import ConversionReport, ItemReport
 from ckptbridge.conversion._target import Target, resolve_target
 from ckptbridge.engine._names import natural_key
 from ckptbridge.rules import Rules
+
+if TYPE_CHECKING:
+    from ckptbridge.rules import RulesLike
+    from ckptbridge.sides._target import TargetLike
 
 
 def _by_name(path: Path) -> tuple[tuple[int, int | str], ...]:
@@ -109,8 +113,8 @@ def run_conversion(
     sources: Sequence[str | os.PathLike[str]],
     dst_dir: str | os.PathLike[str],
     *,
-    target: Any,
-    rules: Any = None,
+    target: TargetLike,
+    rules: RulesLike = None,
     to: str | None = None,
     overwrite: bool = False,
     link: bool = False,
@@ -150,7 +154,7 @@ def run_conversion(
 
 
 def plan_conversion(
-    src: str | os.PathLike[str], target: Any, rules: Any = None, to: str | None = None
+    src: str | os.PathLike[str], target: TargetLike, rules: RulesLike = None, to: str | None = None
 ) -> Any:
     """The plan :func:`run_conversion` follows for ``src`` (its current step, for a directory).
 

@@ -11,12 +11,16 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import UnsupportedCheckpointError
 from ckptbridge.conversion._write import Partition
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.sides import Side, describe_target
+
+if TYPE_CHECKING:
+    from ckptbridge.sides._live import LiveModel
+    from ckptbridge.sides._target import TargetLike
 
 TO_KINDS = ("tf1", "tf2", "keras")
 
@@ -33,9 +37,11 @@ class Target:
     template: Path | None = None
     partitions: dict[str, Partition] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # spec name -> output key, where they differ
-    live: Any = None
+    live: LiveModel | None = None
     model: Any = None
-    _tmp: Any = None  # a TemporaryDirectory holding a template written from a model
+    _tmp: tempfile.TemporaryDirectory[str] | None = (
+        None  # a TemporaryDirectory holding a template written from a model
+    )
 
     def close(self) -> None:
         """Remove the temporary template written for a model target, if any."""
@@ -44,7 +50,7 @@ class Target:
             self._tmp = None
 
 
-def resolve_target(target: Any, to: str | None) -> Target:
+def resolve_target(target: TargetLike, to: str | None) -> Target:
     """Resolve ``target`` into a :class:`Target`, ``to`` defaulting to the target's own kind.
 
     Example: ``resolve_target("template/ckpt-1", None).to`` -> ``"tf2"``.
@@ -60,6 +66,7 @@ def resolve_target(target: Any, to: str | None) -> Target:
     if is_live_model(target):
         return _model_target(target, to, identity="")
     side = describe_target(target)  # the one resolver: names as plan() sees them
+    assert isinstance(target, (str, os.PathLike))  # describe_target refuses anything else
     if side.kind == "meta":
         return _meta_target(Path(target), to, side)
     return _checkpoint_target(Path(target), to)

@@ -8,7 +8,7 @@ before the restore assigns anything, assign it with the weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from ckptbridge.sides._optimizer import (
     slot_values,
 )
 
+if TYPE_CHECKING:
+    from ckptbridge.format import Checkpoint
+
 __all__ = ["PreparedOptimizer", "prepare_restore"]
 
 
@@ -38,7 +41,7 @@ class PreparedOptimizer:
     values: dict[str, np.ndarray[Any, Any]]
 
 
-def _entry_specs(ckpt: Any) -> dict[str, VarSpec]:
+def _entry_specs(ckpt: Checkpoint) -> dict[str, VarSpec]:
     return {
         key: VarSpec(key, tuple(int(d) for d in e.shape), str(e.dtype))
         for key, e in ckpt.entries.items()
@@ -68,7 +71,7 @@ def _raise_missing(plan: OptimizerPlan, label: str) -> None:
 
 
 def prepare_restore(
-    model: Any, weights: dict[str, Any], ckpt: Any, plan: MappingPlan, *, strict: bool
+    model: Any, weights: dict[str, Any], ckpt: Checkpoint, plan: MappingPlan, *, strict: bool
 ) -> PreparedOptimizer:
     """Map ``ckpt``'s TF1 optimizer state onto ``model.optimizer`` following the weight ``plan``.
 

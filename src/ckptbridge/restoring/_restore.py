@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import MappingError, not_found_error_class
 from ckptbridge._text import fmt_shape, render_table
@@ -18,6 +18,10 @@ from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match, Unmatched
 from ckptbridge.engine._table import aux_counts
 from ckptbridge.engine.optim._types import OptimizerPlan
 from ckptbridge.rules._model import Reshape, Rules
+
+if TYPE_CHECKING:
+    from ckptbridge.format import Checkpoint
+    from ckptbridge.sides._live import LiveModel
 
 __all__ = ["RestoreReport", "describe_steps", "restore_into"]
 
@@ -190,7 +194,7 @@ def _matched_table(matched: list[Match]) -> list[str]:
     return lines
 
 
-def _bulk_read(ckpt: Any, plan: MappingPlan) -> dict[str, Any]:
+def _bulk_read(ckpt: Checkpoint, plan: MappingPlan) -> dict[str, Any]:
     """Read the entries that need at most a reshape with TensorFlow's own ``RestoreV2`` op.
 
     For a tensor bundle this is the fastest path into a live model: the file is read straight into
@@ -228,7 +232,7 @@ def _bulk_read(ckpt: Any, plan: MappingPlan) -> dict[str, Any]:
     return values
 
 
-def _read_values(ckpt: Any, plan: MappingPlan) -> dict[str, Any]:
+def _read_values(ckpt: Checkpoint, plan: MappingPlan) -> dict[str, Any]:
     """Read and transform every matched value (arrays or tensors); nothing is assigned here."""
     from ckptbridge.transforms import apply_steps
 
@@ -295,7 +299,7 @@ def restore_into(
 
 
 def _prepare_optimizer(
-    model: Any, live: Any, ckpt: Any, plan: MappingPlan, rules: Rules, *, strict: bool
+    model: Any, live: LiveModel, ckpt: Checkpoint, plan: MappingPlan, rules: Rules, *, strict: bool
 ) -> Any:
     """``options.optimizer_state``: map, read and check the optimizer state (see ckptbridge.engine.optim)."""
     if not rules.options.optimizer_state:

@@ -7,7 +7,13 @@
 
 from __future__ import annotations
 
-from ckptbridge.rules._load import available_presets, expand_presets, load_rules, rules_json_schema
+from ckptbridge.rules._load import (
+    RulesLike,
+    available_presets,
+    expand_presets,
+    load_rules,
+    rules_json_schema,
+)
 from ckptbridge.rules._model import (
     Add,
     Cast,
@@ -34,6 +40,7 @@ __all__ = [
     "Rename",
     "Reshape",
     "Rules",
+    "RulesLike",
     "Slice",
     "Split",
     "Step",

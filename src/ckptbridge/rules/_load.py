@@ -51,7 +51,11 @@ def rules_json_schema() -> dict[str, Any]:
     return Rules.model_json_schema()
 
 
-def load_rules(rules: Rules | Mapping[str, Any] | str | os.PathLike[str] | None) -> Rules:
+RulesLike = Rules | Mapping[str, Any] | str | os.PathLike[str] | None
+"""Rules as users pass them: ``None``, :class:`Rules`, a dict, a file path or ``"preset:NAME"``."""
+
+
+def load_rules(rules: RulesLike) -> Rules:
     """Return validated :class:`Rules` with presets merged in.
 
     ``None`` -> ``Rules()``; a ``Rules`` or dict; ``"preset:NAME"`` -> a shipped preset; a path

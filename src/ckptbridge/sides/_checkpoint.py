@@ -18,11 +18,15 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.format._types import ATTRIBUTES_SUFFIX, OBJECT_GRAPH_KEY, strip_attributes
+
+if TYPE_CHECKING:
+    from ckptbridge.format import Checkpoint
+    from ckptbridge.sides._live import LiveModel
 
 __all__ = [
     "Side",
@@ -42,10 +46,10 @@ class Side:
     specs: tuple[VarSpec, ...]
     label: str
     kind: str
-    live: Any = None  # the LiveModel when the side is a model
+    live: LiveModel | None = None  # when the side is a model
 
 
-def _tf2_specs(ckpt: Any) -> list[VarSpec]:
+def _tf2_specs(ckpt: Checkpoint) -> list[VarSpec]:
     graph = ckpt.object_graph
     by_key: dict[str, Any] = {}
     if graph is not None:
@@ -135,7 +139,7 @@ def _full_name(var: Any) -> tuple[str, tuple[int, ...], str]:
     return _PART.sub("", name), shape, ""
 
 
-def _tf1_specs(ckpt: Any) -> list[VarSpec]:
+def _tf1_specs(ckpt: Checkpoint) -> list[VarSpec]:
     meta = ckpt.meta
     index = _meta_index(meta) if meta is not None else {}
     specs = []
@@ -147,16 +151,18 @@ def _tf1_specs(ckpt: Any) -> list[VarSpec]:
     return specs
 
 
-def _keras_specs(ckpt: Any) -> list[VarSpec]:
+def _keras_specs(ckpt: Checkpoint) -> list[VarSpec]:
     specs = []
     for key, entry in ckpt.entries.items():
-        order, aliases, layer = ckpt.keras_layout(key)
+        layout = ckpt.keras_layout(key)
+        assert layout is not None  # checkpoint_specs calls this for Keras weights files only
+        order, aliases, layer = layout
         spec = _entry_spec(key, entry, order=order, aliases=aliases)
         specs.append(replace(spec, layer=layer) if layer else spec)
     return specs
 
 
-def checkpoint_specs(ckpt: Any) -> list[VarSpec]:
+def checkpoint_specs(ckpt: Checkpoint) -> list[VarSpec]:
     """VarSpecs of an open checkpoint (see the module docstring for names, aliases and order).
 
     >>> with open_checkpoint("old/model.ckpt-1000") as ckpt:

@@ -12,17 +12,21 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ckptbridge._errors import CheckpointNotFoundError, ConversionError, UnsupportedCheckpointError
 from ckptbridge.sides._checkpoint import Side, describe_checkpoint, meta_specs, read_meta_file
 
-__all__ = ["describe_target", "is_factory_spec", "load_factory"]
+__all__ = ["TargetLike", "describe_target", "is_factory_spec", "load_factory"]
+
+TargetLike = object
+"""A target as users pass it: a path (``str``/``PathLike``), ``"package.module:factory"``, or a live
+model of any framework; :func:`describe_target` tells them apart and refuses anything else."""
 
 _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
-def is_factory_spec(value: object) -> bool:
+def is_factory_spec(value: object) -> TypeGuard[str]:
     """True for a ``package.module:function`` string that is not also an existing path.
 
     >>> is_factory_spec("myproject.models:build_vgg"), is_factory_spec("old/model.ckpt-1000")
@@ -64,7 +68,7 @@ def load_factory(spec: str) -> Any:
         ) from exc
 
 
-def describe_target(target: Any) -> Side:
+def describe_target(target: TargetLike) -> Side:
     """The target side of a plan: a live model, a model factory, a template checkpoint, or a
     ``.meta`` file.
 
