@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ckptbridge.conversion import convert
-from ckptbridge.conversion._stage import STAGE_PREFIX, clean_stale_stages
+from ckptbridge.conversion._stage import OLD_MARK, STAGE_PREFIX, clean_stale_stages
 from ckptbridge.format import BundleWriter, open_checkpoint, read_state_file, write_state_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,3 +105,79 @@ def test_output_onto_its_own_source_is_refused(tmp_path: Path) -> None:
     assert "would replace its own source" in (report.items[0].error or "")
     with open_checkpoint(src / "model.ckpt-2") as ckpt:
         assert int(ckpt.read("global_step")) == 2
+
+
+OVERWRITE_CHILD = (
+    "import sys; from ckptbridge.conversion import convert; "
+    "r = convert(sys.argv[1], sys.argv[2], target=sys.argv[3], overwrite=True, "
+    "link=sys.argv[4] == '1'); sys.exit(0 if r.ok else 1)"
+)
+
+
+def _complete_per_step(out: Path) -> None:
+    """Each step's output is complete under its name, or under the second name the state file
+    gives it while it is being replaced; the state file names only complete checkpoints."""
+    _check_complete(out)
+    state = read_state_file(out)
+    assert state is not None
+    named = [Path(p).name for p in state.all_model_checkpoint_paths]
+    for step in STEPS:
+        name = f"model.ckpt-{step}"
+        assert any(n == name or n.startswith(name + OLD_MARK) for n in named), (name, named)
+    assert Path(f"{out / Path(state.model_checkpoint_path).name}.index").exists()
+
+
+def test_kill_9_during_overwrite_always_leaves_a_complete_checkpoint(tmp_path: Path) -> None:
+    src = _write_run(tmp_path / "src")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = tmp_path / "out"
+    template = src / "model.ckpt-1"
+    assert convert(src, out, target=template).ok
+    env = {**os.environ, "CKPTBRIDGE_DEBUG_PUBLISH_DELAY": "0.01"}
+
+    def child(link: int) -> subprocess.Popen[bytes]:
+        args = [str(src), str(out), str(template), str(link)]
+        return subprocess.Popen([sys.executable, "-c", OVERWRITE_CHILD, *args], env=env, cwd=REPO)
+
+    started = time.monotonic()
+    assert child(1).wait(timeout=60) == 0  # a whole run: the window the kills fall into
+    whole = time.monotonic() - started
+    rng = random.Random(12)
+    killed = 0
+    for i in range(20):
+        proc = child(i % 2)  # link and copy outputs have different shard counts
+        time.sleep(whole * (0.3 + 0.7 * i / 20) * rng.uniform(0.9, 1.1))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait(timeout=60)
+        _complete_per_step(out)
+    assert killed >= 10
+    report = convert(src, out, target=template, overwrite=True)
+    assert report.ok, str(report)
+    _complete_per_step(out)
+    assert sorted(p.name for p in out.glob("*.index")) == [f"model.ckpt-{s}.index" for s in STEPS]
+    assert not [p for p in out.iterdir() if OLD_MARK in p.name or STAGE_PREFIX in p.name]
+    state = read_state_file(out)
+    assert state is not None
+    assert [Path(p).name for p in state.all_model_checkpoint_paths] == [
+        f"model.ckpt-{s}" for s in STEPS
+    ]
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+
+
+def test_a_replacement_cut_short_is_put_back_by_the_next_run(tmp_path: Path) -> None:
+    src = _write_run(tmp_path / "src")
+    out = tmp_path / "out"
+    assert convert(src, out, target=src / "model.ckpt-1").ok
+    backup = f"model.ckpt-4{OLD_MARK}999999999-ab"  # a dead process's second name
+    for path in out.glob("model.ckpt-4.*"):
+        os.replace(path, out / (backup + path.name[len("model.ckpt-4") :]))
+    names = [f"model.ckpt-{s}" for s in STEPS[:-1]] + [backup]
+    write_state_file(out, backup, names)
+    assert clean_stale_stages(out) == [out / f"{backup}.index"]
+    state = read_state_file(out)
+    assert state is not None and Path(state.model_checkpoint_path).name == "model.ckpt-4"
+    assert not list(out.glob(f"*{OLD_MARK}*"))
+    with open_checkpoint(out / "model.ckpt-4") as ckpt:
+        assert int(ckpt.read("global_step")) == 4

@@ -127,8 +127,10 @@ def _convert(
                     src, actions, target, stage, name, step, report, link=link, verify=verify
                 )
             fp = _stage.write_fingerprint(stage, name, fingerprint)
-            _remove_previous(out_dir, name, target.to)
-            _stage.publish(stage, out_dir, [*files, fp], last=files[-1])
+            if target.to == "keras":  # one file: the rename replaces it atomically
+                _stage.publish(stage, out_dir, [*files, fp], last=files[-1])
+            else:
+                _stage.publish_over(stage, out_dir, name, [*files, fp], last=files[-1])
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     report.verified = verify
@@ -250,14 +252,3 @@ def _spec_name(target: Target, key: str) -> str:
         if spec.name == key or spec.name == f"{key}:0":
             return spec.name
     return key
-
-
-def _remove_previous(out_dir: Path, name: str, to: str) -> None:
-    """Before replacing an output (overwrite), remove its index first, then its data shards."""
-    if to == "keras":
-        return  # a single file, replaced atomically by the rename
-    index = out_dir / f"{name}.index"
-    if index.exists():
-        index.unlink()
-    for shard in out_dir.glob(f"{name}.data-*"):
-        shard.unlink()

@@ -5,6 +5,14 @@ then renames them into ``DST`` one by one, data shards first and the ``.index`` 
 ``.weights.h5``) last: a checkpoint is visible to TensorFlow only once its index is, so a
 ``kill -9`` at any moment leaves either nothing or a complete checkpoint. Staging directories of
 dead processes are removed by the next run.
+
+Replacing an existing bundle (``overwrite``) never leaves a moment without it
+(:func:`publish_over`): the old checkpoint first gets a second name (hard links,
+``<name>.ckptbridge-old-<pid>-<hex>``) and the ``checkpoint`` state file is switched to it; only
+then are the old files under ``<name>`` removed and the new ones renamed in (index last); the state
+file is switched back and the second name removed. A run killed in between leaves the old
+checkpoint complete under its second name, named by the state file; the next run puts it back
+(:func:`clean_stale_stages`) or finishes the switch.
 """
 
 from __future__ import annotations
@@ -13,12 +21,15 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 STAGE_PREFIX = ".ckptbridge-tmp-"
+OLD_MARK = ".ckptbridge-old-"  # <name><OLD_MARK><pid>-<hex>: an old bundle kept while replaced
+_STATE_LOCK = threading.Lock()  # items of one run (threads) edit the same state file
 _DELAY_ENV = "CKPTBRIDGE_DEBUG_PUBLISH_DELAY"  # seconds to sleep before each rename (kill tests)
 
 
@@ -45,7 +56,97 @@ def clean_stale_stages(dst_dir: Path) -> list[Path]:
             continue  # ours (another item of this run) or another live process's
         shutil.rmtree(child, ignore_errors=True)
         removed.append(child)
+    for index in sorted(dst_dir.glob(f"*{OLD_MARK}*.index")):
+        backup = index.name[: -len(".index")]
+        pid_text = backup.rsplit(OLD_MARK, 1)[1].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        _restore_backup(dst_dir, backup.rsplit(OLD_MARK, 1)[0], backup)
+        removed.append(index)
     return removed
+
+
+def _bundle_files(dst_dir: Path, name: str) -> list[Path]:
+    """The data shards of bundle ``name`` in ``dst_dir``, then its index (if there)."""
+    files = sorted(dst_dir.glob(f"{_glob_escape(name)}.data-*"))
+    index = dst_dir / f"{name}.index"
+    return [*files, index] if index.exists() else files
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _give_names(dst_dir: Path, files: list[Path], old: str, new: str) -> None:
+    """Give each file of bundle ``old`` a second name under bundle ``new`` (the index last)."""
+    for path in files:
+        dest = dst_dir / (new + path.name[len(old) :])
+        _pause()
+        dest.unlink(missing_ok=True)
+        try:
+            os.link(path, dest)
+        except OSError:  # a filesystem without hard links: copy
+            shutil.copyfile(path, dest)
+    _fsync_dir(dst_dir)
+
+
+def _remove_bundle(files: list[Path]) -> None:
+    """Remove a bundle's files, index first: it stops being a checkpoint before anything else."""
+    for path in sorted(files, key=lambda p: not p.name.endswith(".index")):
+        _pause()
+        path.unlink(missing_ok=True)
+    if files:
+        _fsync_dir(files[0].parent)
+
+
+def _rename_in_state(dst_dir: Path, old: str, new: str) -> None:
+    """Make the ``checkpoint`` state file of ``dst_dir`` name ``new`` wherever it named ``old``."""
+    from ckptbridge.format import read_state_file, write_state_file
+
+    with _STATE_LOCK:
+        if not (dst_dir / "checkpoint").exists():
+            return
+        state = read_state_file(dst_dir)
+        if state is None:
+            return
+
+        def swap(path: str) -> str:
+            return str(Path(path).with_name(new)) if Path(path).name == old else path
+
+        every = [swap(p) for p in state.all_model_checkpoint_paths]
+        current = swap(state.model_checkpoint_path)
+        if (
+            every != list(state.all_model_checkpoint_paths)
+            or current != state.model_checkpoint_path
+        ):
+            _pause()
+            write_state_file(dst_dir, current, every)
+
+
+def publish_over(stage: Path, dst_dir: Path, name: str, names: Iterable[str], last: str) -> None:
+    """:func:`publish` the staged bundle ``name`` where one may already be, so that a complete
+    checkpoint named by the state file exists at every moment (see the module docstring)."""
+    old = _bundle_files(dst_dir, name)
+    if not (dst_dir / f"{name}.index").exists():
+        _remove_bundle(old)  # shards without an index are no checkpoint
+        publish(stage, dst_dir, names, last)
+        return
+    backup = f"{name}{OLD_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+    _give_names(dst_dir, old, name, backup)
+    _rename_in_state(dst_dir, name, backup)
+    _remove_bundle(old)
+    publish(stage, dst_dir, names, last)
+    _rename_in_state(dst_dir, backup, name)
+    _remove_bundle(_bundle_files(dst_dir, backup))
+
+
+def _restore_backup(dst_dir: Path, name: str, backup: str) -> None:
+    """Finish a replacement that a killed run left: the backup returns when ``name`` is gone."""
+    if not (dst_dir / f"{name}.index").exists():
+        _remove_bundle(_bundle_files(dst_dir, name))
+        _give_names(dst_dir, _bundle_files(dst_dir, backup), backup, name)
+    _rename_in_state(dst_dir, backup, name)
+    _remove_bundle(_bundle_files(dst_dir, backup))
 
 
 def _alive(pid: int) -> bool:
