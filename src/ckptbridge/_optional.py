@@ -2,7 +2,7 @@
 
 TensorFlow 2.21 writes absl/oneDNN/CUDA notices straight to file descriptor 2 while it is imported
 and first used, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. Where ckptbridge itself is the first to
-import TensorFlow (a V1 single file, a model factory named on the command line) it goes through this
+import TensorFlow (a model factory named on the command line) it goes through this
 function, so the command line stays quiet. Code that receives a live model imports ``tensorflow``
 plainly: the caller has imported it already.
 """

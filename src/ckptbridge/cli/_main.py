@@ -82,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         main(["inspect", "old/model.ckpt-1000", "--json"])
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet if a V1 file needs TensorFlow
+    os.environ.setdefault(
+        "TF_CPP_MIN_LOG_LEVEL", "2"
+    )  # quiet if a model factory imports TensorFlow
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

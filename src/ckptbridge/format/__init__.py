@@ -1,7 +1,8 @@
 """Checkpoint files: resolve, open, read and write every TensorFlow checkpoint format.
 
-Reading the tensor-bundle format (TF1 name-based and TF2 object-based) never imports TensorFlow;
-only the pre-2017 V1 single-file format goes through TensorFlow's reader::
+Reading never imports TensorFlow: the tensor-bundle format (TF1 name-based and TF2 object-based)
+and the pre-2017 V1 single-file format (every dtype, partitioned and sharded saves) are decoded
+natively::
 
     from ckptbridge.format import open_checkpoint, BundleWriter
 

@@ -1,7 +1,7 @@
 """Compare two checkpoints entry by entry: keys, dtypes, shapes and the largest difference.
 
 Streams one tensor at a time (memory-mapped, compared in chunks), so checkpoints of any size diff
-in bounded memory, and imports no TensorFlow (except to read a pre-2017 V1 single file)::
+in bounded memory, and imports no TensorFlow::
 
     d = ckptbridge.tools._diff.diff("run1/model.ckpt-10", "run2/model.ckpt-10")
     print(d)          # table of keys only in A / only in B / mismatches / max |a - b|

@@ -1,6 +1,6 @@
 """``ckptbridge.inspect`` and ``ckptbridge.load_variables``: look inside any checkpoint.
 
-Neither imports TensorFlow (except to read a pre-2017 V1 single file)::
+Neither imports TensorFlow, whatever the checkpoint format::
 
     info = ckptbridge.inspect("old/model.ckpt-1000")
     print(info)                 # a readable table
