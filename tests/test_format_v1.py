@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import ml_dtypes
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ from tensorflow.core.util import saved_tensor_slice_pb2
 from ckptbridge import CkptBridgeError, CorruptCheckpointError
 from ckptbridge.format import CheckpointKind, open_checkpoint
 from ckptbridge.format._bundle_proto import encode_slice_key
-from ckptbridge.format._table import build_table
+from ckptbridge.format._proto import encode_varint
+from ckptbridge.format._table import _block_entries, _BlockBuilder, _handle, build_table, mask_crc
 
 v1 = tf.compat.v1
 
@@ -223,6 +225,52 @@ def test_values_tensorflow_writes_in_other_fields(tmp_path: Path) -> None:
         assert ckpt.read("u32").tolist() == [0, 2**32 - 1]
         assert ckpt.read("u64").tolist() == [7, 2**64 - 1]
         assert _exact(ckpt.read("raw")) == _exact(floats)
+
+
+def _snappy_literal(data: bytes, declared: int | None = None) -> bytes:
+    """Raw snappy: the length header, then ``data`` as one literal element (4-byte length)."""
+    return encode_varint(len(data) if declared is None else declared) + (
+        b"\xfc" + struct.pack("<I", len(data) - 1) + data
+    )
+
+
+def _with_snappy_data_blocks(table: bytes, declared: int | None = None) -> bytes:
+    """Re-emit a one-data-block table (``build_table``) with its data block snappy-compressed,
+    as TensorFlow 1.x builds with snappy wrote compressible blocks."""
+    footer = table[-48:]
+    _, _, pos = _handle(footer, 0)
+    offset, size, _ = _handle(footer, pos)
+    ((last, handle),) = _block_entries(table[offset : offset + size], "index")
+    start, length, _ = _handle(handle, 0)
+    compressed = _snappy_literal(table[start : start + length], declared)
+    crc = google_crc32c.extend(google_crc32c.value(compressed), b"\x01")
+    out = bytearray(compressed + b"\x01" + struct.pack("<I", mask_crc(crc)))
+    index = _BlockBuilder(1)
+    index.add(last, encode_varint(0) + encode_varint(len(compressed)))
+    metaindex, index_block = _BlockBuilder(16).finish(), index.finish()
+    handles = b""
+    for block in (metaindex, index_block):
+        handles += encode_varint(len(out)) + encode_varint(len(block))
+        crc = google_crc32c.extend(google_crc32c.value(block), b"\x00")
+        out += block + b"\x00" + struct.pack("<I", mask_crc(crc))
+    return bytes(out) + handles.ljust(40, b"\x00") + footer[40:]
+
+
+def test_snappy_compressed_data_blocks(tmp_path: Path) -> None:
+    zeros = np.zeros((64, 32), np.float32)
+    spec = [("adam/m", [64, 32], 1, [[(0, 64), (0, 32)]], [_tensor_proto(float_val=zeros.ravel())])]
+    plain = _write_v1(tmp_path / "plain.ckpt", spec).read_bytes()
+    (tmp_path / "snappy.ckpt").write_bytes(_with_snappy_data_blocks(plain))
+    with open_checkpoint(tmp_path / "snappy.ckpt") as ckpt:
+        assert _exact(ckpt.read("adam/m")) == _exact(zeros)
+    (tmp_path / "bomb.ckpt").write_bytes(_with_snappy_data_blocks(plain, declared=10**9))
+    with pytest.raises(
+        CorruptCheckpointError,
+        match=r"^.*bomb\.ckpt: the tensor list \(the record under the empty key\) does not decode "
+        r"\(data block at byte 0: bad snappy data \(declares 1000000000 bytes, more than the "
+        r"\d+ allowed\)\)\. The file is damaged or incomplete; copy it again from its source\.$",
+    ):
+        open_checkpoint(tmp_path / "bomb.ckpt")
 
 
 def _v1_corpus_files(corpus: Path) -> list[Path]:

@@ -21,4 +21,11 @@ def test_import_contracts_are_kept() -> None:
 
 def test_no_private_module_left_at_the_package_top() -> None:
     top = sorted(p.name for p in (REPO / "src" / "ckptbridge").glob("_*.py"))
-    assert top == ["__init__.py", "__main__.py", "_bridge.py", "_errors.py", "_optional.py", "_text.py"]
+    assert top == [
+        "__init__.py",
+        "__main__.py",
+        "_bridge.py",
+        "_errors.py",
+        "_optional.py",
+        "_text.py",
+    ]

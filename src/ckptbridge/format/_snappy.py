@@ -30,8 +30,8 @@ def _literal(data: bytes, pos: int, tag: int) -> tuple[int, int]:
     return length + 1, pos
 
 
-def decompress(data: bytes) -> bytes:
-    """Decompress one raw Snappy buffer (no framing).
+def decompress(data: bytes, *, limit: int = MAX_OUTPUT) -> bytes:
+    """Decompress one raw Snappy buffer (no framing) that declares at most ``limit`` bytes.
 
     Example::
 
@@ -42,8 +42,8 @@ def decompress(data: bytes) -> bytes:
         expected, pos = read_varint(data, 0, limit=5)
     except ProtoError as exc:
         raise SnappyError(f"bad length header ({exc})") from None
-    if expected > MAX_OUTPUT:
-        raise SnappyError(f"declares {expected} bytes, more than the {MAX_OUTPUT} allowed")
+    if expected > limit:
+        raise SnappyError(f"declares {expected} bytes, more than the {limit} allowed")
     out = bytearray()
     while pos < len(data):
         tag = data[pos]

@@ -57,6 +57,9 @@ _EXPECTED = "Expected a TensorFlow V1 checkpoint (a LevelDB table of tensor slic
 _SHARD = re.compile(r"-(\d{5})-of-(\d{5})$")
 _MAX_RANK = 64  # numpy's limit
 _MAX_EXTENT = 1 << 56  # keeps shape products x itemsize (<= 16) inside numpy's intp
+# A snappy element expands at most 64 bytes from 3: a legitimate block (V1 data blocks hold whole
+# slices, so they can be large) never declares more than this many times its compressed size.
+_SNAPPY_RATIO = 22
 _CHECKPOINT_VERSION = 1  # TF_CHECKPOINT_VERSION: readers accept min_consumer up to this
 
 
@@ -101,14 +104,14 @@ class _Table:
                 f"{what} block at byte {offset} with {length} bytes ends past the table data "
                 f"({self._limit} bytes)"
             )
-        raw = self._pread(offset, length + TRAILER_SIZE)
-        contents, kind = raw[:length], raw[length]
-        stored = struct.unpack_from("<I", raw, length + 1)[0]
+        contents = self._pread(offset, length)
+        trailer = self._pread(offset + length, TRAILER_SIZE)
+        kind, stored = trailer[0], struct.unpack_from("<I", trailer, 1)[0]
         if unmask_crc(stored) != google_crc32c.extend(google_crc32c.value(contents), bytes([kind])):
             raise TableError(f"{what} block at byte {offset}: checksum mismatch")
         if kind == 1:
             try:
-                return decompress(contents)
+                return decompress(contents, limit=_SNAPPY_RATIO * len(contents))
             except SnappyError as exc:
                 raise TableError(
                     f"{what} block at byte {offset}: bad snappy data ({exc})"

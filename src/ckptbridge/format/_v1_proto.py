@@ -160,8 +160,8 @@ def decode_saved_slice(data: bytes) -> SavedSlice | None:
 
 
 def _varints(data: bytes, count: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
-    """Decode exactly ``count`` packed varints with numpy, in runs of ``_RUN`` values (bounded
-    temporaries, no per-element Python loop)."""
+    """Decode exactly ``count`` packed varints with numpy: one vectorised pass per byte position
+    (at most 10), over runs of ``_RUN`` values so temporaries stay bounded."""
     raw = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(raw < 0x80)
     if len(ends) != count or (count and ends[-1] != len(raw) - 1) or (not count and len(raw)):
@@ -171,21 +171,24 @@ def _varints(data: bytes, count: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
     out = np.empty(count, np.uint64)
     for low in range(0, count, _RUN):
         high = min(low + _RUN, count)
-        first = int(ends[low - 1]) + 1 if low else 0
-        run = raw[first : int(ends[high - 1]) + 1]
-        starts = np.concatenate(([0], ends[low : high - 1] + 1 - first))
-        lengths = np.diff(np.append(starts, len(run)))
+        run_ends = ends[low:high]
+        starts = np.empty_like(run_ends)
+        starts[0] = ends[low - 1] + 1 if low else 0
+        starts[1:] = run_ends[:-1] + 1
+        lengths = run_ends - starts + 1
         if lengths.max() > 10:
             raise ProtoError("a varint is longer than 10 bytes")
-        shifts = (np.arange(len(run)) - np.repeat(starts, lengths)) * 7
-        chunks = (run & 0x7F).astype(np.uint64) << shifts.astype(np.uint64)
-        out[low:high] = np.add.reduceat(chunks, starts)  # 7-bit groups do not overlap: add == or
+        values = (raw[starts] & 0x7F).astype(np.uint64)
+        for k in range(1, int(lengths.max())):  # byte k of each value, 0 where it has none
+            byte = np.where(lengths > k, raw[np.minimum(starts + k, run_ends)] & 0x7F, 0)
+            values |= byte.astype(np.uint64) << np.uint64(7 * k)
+        out[low:high] = values
     return out
 
 
-def _collect(tensor: bytes, number: int) -> tuple[bytearray, list[bytes], bytes]:
+def _collect(tensor: bytes, number: int) -> tuple[bytes, list[bytes], bytes]:
     """Return (packed payload of field ``number``, its string items, tensor_content)."""
-    packed = bytearray()
+    packed: list[bytes] = []
     items: list[bytes] = []
     content = b""
     for got, wire, value in iter_fields(tensor):
@@ -196,14 +199,13 @@ def _collect(tensor: bytes, number: int) -> tuple[bytearray, list[bytes], bytes]
         elif number == 8:
             items.append(as_bytes(value, "string_val"))
         elif wire == BYTES:  # packed (what TensorFlow writes); several runs concatenate
-            packed += as_bytes(value, f"field {number}")
+            packed.append(as_bytes(value, f"field {number}"))
         elif wire == VARINT:
-            packed += encode_varint(as_int(value, f"field {number}"))
+            packed.append(encode_varint(as_int(value, f"field {number}")))
         elif wire in (FIXED32, FIXED64):
-            packed += as_int(value, f"field {number}").to_bytes(
-                4 if wire == FIXED32 else 8, "little"
-            )
-    return packed, items, content
+            width = 4 if wire == FIXED32 else 8
+            packed.append(as_int(value, f"field {number}").to_bytes(width, "little"))
+    return b"".join(packed), items, content  # one run: no copy
 
 
 def decode_values(tensor: bytes, dtype: str, count: int) -> np.ndarray[Any, Any]:
@@ -238,8 +240,8 @@ def decode_values(tensor: bytes, dtype: str, count: int) -> np.ndarray[Any, Any]
     if number in _FIXED:
         if len(packed) != count * target.itemsize:
             raise ProtoError(f"holds {len(packed)} value bytes, expected {count} {dtype} values")
-        return np.frombuffer(bytes(packed), target.newbyteorder("<")).astype(target)
-    values = _varints(bytes(packed), count)
+        return np.frombuffer(packed, target.newbyteorder("<")).astype(target)
+    values = _varints(packed, count)
     if dtype == "bool":
         return values.astype(bool)
     if number == 13:  # half_val: the 16 bits of each float16/bfloat16 in an int32
