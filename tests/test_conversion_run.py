@@ -131,7 +131,7 @@ def test_parallel_jobs_and_several_sources(
         assert ckpt.kind.value == "tf2"
 
 
-def test_state_file_listing_an_absent_step_is_a_warning(
+def test_state_file_listing_an_absent_step_is_counted_as_absent(
     training_dir: tuple[Path, Any], template: Path, tmp_path: Path
 ) -> None:
     directory, _ = training_dir
@@ -146,7 +146,9 @@ def test_state_file_listing_an_absent_step_is_a_warning(
     )
     report = convert(src, tmp_path / "out", target=template)
     assert report.ok and [Path(i.output).name for i in report.items] == ["model.ckpt-30"]
-    assert len(report.warnings) == 1 and "model.ckpt-20" in report.warnings[0]
+    assert report.warnings == [] and len(report.absent) == 1
+    assert report.absent[0].endswith("checkpoint: /elsewhere/model.ckpt-20")
+    assert "1 converted, 0 skipped, 0 failed, 1 absent" in str(report)
 
 
 def test_batch_convert_example(capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,3 +182,26 @@ def test_two_sources_with_one_output_name_do_not_clash(template: Path, tmp_path:
     )  # fmt: skip
     assert [i.status for i in report.items] == ["converted", "failed"]
     assert "is also the output of" in (report.items[1].error or "")
+
+
+def test_an_output_that_is_a_file_is_one_error(template: Path, tmp_path: Path) -> None:
+    from ckptbridge import ConversionError
+
+    (tmp_path / "out.txt").write_text("x")
+    with pytest.raises(
+        ConversionError, match=r"^output '.*out\.txt' is a file: --out/dst_dir names a directory"
+    ):
+        convert(template, tmp_path / "out.txt", target=template)
+
+
+def test_a_saved_model_directory_converts_its_variables(corpus2: Path, tmp_path: Path) -> None:
+    src = corpus2 / "tensorflow__rust__regression_savedmodel_tf2"
+    report = convert(src, tmp_path, target=src)
+    assert report.ok, str(report)
+    assert report.warnings == [f"{src} is a SavedModel directory: converting its variables "
+                               f"bundle {src / 'variables' / 'variables'}"]  # fmt: skip
+    from ckptbridge.tools import diff
+
+    d = diff(src, tmp_path / "variables")  # the object graph is re-encoded; every value is equal
+    assert not d.only_in_a and not d.only_in_b
+    assert [k.key for k in d.common if not k.same] == ["_CHECKPOINTABLE_OBJECT_GRAPH"]

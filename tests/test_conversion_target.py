@@ -142,3 +142,35 @@ def test_meta_target_writes_partitions_as_slices(tmp_path: Path) -> None:
         v1.train.Saver().restore(sess, str(tmp_path / "out" / "model.ckpt"))
         got = sess.run(ck.output_name, {ck.input_name: ck.inputs})
     np.testing.assert_allclose(got, ck.outputs, rtol=1e-6)
+
+
+def test_tf2_output_from_a_model_target_passes_tensorflows_own_checks(
+    convnet: TF1Checkpoint, tmp_path: Path
+) -> None:
+    report = convert(convnet.prefix, tmp_path, target=_convnet(), to="tf2", verify=True)
+    assert report.ok, str(report)
+    model = _convnet()
+    status = tf.train.Checkpoint(model=model).restore(str(tmp_path / "model.ckpt-50"))
+    status.assert_existing_objects_matched()
+    status.assert_consumed()
+    np.testing.assert_allclose(model(convnet.inputs).numpy(), convnet.outputs, rtol=1e-5, atol=1e-5)
+
+
+def test_keras_output_reads_back_everywhere_and_gets_no_state_file(
+    convnet: TF1Checkpoint, tmp_path: Path
+) -> None:
+    import ckptbridge
+
+    target = _convnet()
+    report = convert(convnet.prefix, tmp_path, target=target, to="keras")
+    assert report.ok and report.state_file is None, str(report)
+    assert not (tmp_path / "checkpoint").exists()
+    out = tmp_path / "model.ckpt-50.weights.h5"
+    assert ckptbridge.inspect(tmp_path).prefix == str(out)  # the directory resolves to it
+    assert list(ckptbridge.load_variables(out)) == [v.path for v in target.weights]
+    model = _convnet()
+    assert ckptbridge.plan(out, model).complete
+    ckptbridge.restore(model, out)
+    np.testing.assert_allclose(model(convnet.inputs).numpy(), convnet.outputs, rtol=1e-5, atol=1e-5)
+    again = convert(out, tmp_path / "tf2", target=_convnet(), to="tf2")  # a Keras file as source
+    assert again.ok and (tmp_path / "tf2" / "model.ckpt-50.index").is_file(), str(again)

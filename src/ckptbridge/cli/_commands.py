@@ -69,7 +69,9 @@ def add_plan(subparsers: Any) -> None:
     p.add_argument(
         "--emit-rules", metavar="F", help="write rules that reproduce this plan (.yaml/.json)"
     )
-    p.add_argument("--to", choices=("tf1", "tf2", "keras"), help="output format, as for convert")
+    p.add_argument(
+        "--to", choices=("tf1", "tf2", "keras", "safetensors"), help="output format, as for convert"
+    )
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
 
 
@@ -128,7 +130,9 @@ def add_convert(subparsers: Any) -> None:
     )
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
     p.add_argument(
-        "--to", choices=("tf1", "tf2", "keras"), help="output format (default: the target's)"
+        "--to",
+        choices=("tf1", "tf2", "keras", "safetensors"),
+        help="output format (default: the target's)",
     )
     p.add_argument("--rules", metavar="F", help="rules file (YAML/TOML/JSON) or preset:NAME")
     p.add_argument("--jobs", "-j", type=_positive, default=1, metavar="N", help="items in parallel")

@@ -22,13 +22,26 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 
 
+SINGLE_FILE = {"keras": ".weights.h5", "safetensors": ".safetensors"}  # outputs that are one file
+
+
 def output_name(source: Path, to: str) -> str:
-    """File name of the output for ``source``: the same prefix name (``.weights.h5`` for Keras)."""
-    return f"{source.name}.weights.h5" if to == "keras" else source.name
+    """File name of the output for ``source``: the same prefix name (``.weights.h5`` for Keras,
+    ``.safetensors`` for safetensors); a Keras source loses its ``.weights.h5``/``.keras``.
+
+    >>> output_name(Path("run/model.ckpt-5"), "keras")
+    'model.ckpt-5.weights.h5'
+    """
+    stem = source.name
+    for suffix in (".weights.h5", ".keras"):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return stem + SINGLE_FILE.get(to, "")
 
 
 def _visible_file(out_dir: Path, name: str, to: str) -> Path:
-    return out_dir / (name if to == "keras" else f"{name}.index")
+    return out_dir / (name if to in SINGLE_FILE else f"{name}.index")
 
 
 def convert_item(
@@ -60,6 +73,10 @@ def convert_item(
         if _visible_file(out_dir, name, target.to).exists():
             if not overwrite and _stage.read_fingerprint(out_dir, name) == fingerprint:
                 report.status = "skipped"
+                report.reason = (
+                    "already converted: same source files, target, rules and output kind "
+                    f"(recorded in {_stage.fingerprint_path(out_dir, name).name})"
+                )
                 return report
             if not overwrite:
                 raise OutputExistsError(
@@ -122,12 +139,15 @@ def _convert(
         try:
             if target.to == "keras":
                 files = _write_keras(src, actions, target, stage, name, step, verify=verify)
+            elif target.to == "safetensors":
+                files = _write_safetensors(src, plan, actions, target, stage, name, report,
+                                           verify=verify)  # fmt: skip
             else:
                 files = _write_bundle(
                     src, actions, target, stage, name, step, report, link=link, verify=verify
                 )
             fp = _stage.write_fingerprint(stage, name, fingerprint)
-            if target.to == "keras":  # one file: the rename replaces it atomically
+            if target.to in SINGLE_FILE:  # one file: the rename replaces it atomically
                 _stage.publish(stage, out_dir, [*files, fp], last=files[-1])
             else:
                 _stage.publish_over(stage, out_dir, name, [*files, fp], last=files[-1])
@@ -245,6 +265,53 @@ def _verify_keras(target: Target, path: Path, values: dict[str, Any]) -> None:
             f"written: {', '.join(wrong[:5])}. The model's layers do not save these variables in "
             ".weights.h5; convert with to='tf2' instead"
         )
+
+
+def _write_safetensors(
+    src: Any,
+    plan: Any,
+    actions: ActionList,
+    target: Target,
+    stage: Path,
+    name: str,
+    report: ItemReport,
+    *,
+    verify: bool,
+) -> list[str]:
+    """The plan's matches as one safetensors file, tensors named by the target's variable paths."""
+    from ckptbridge.conversion._safetensors import plan_fingerprint, tensor_name, write_safetensors
+
+    weights = {id(m) for m in plan.matches}
+    tensors = [
+        (tensor_name(a.match.target), a)
+        for a in actions.actions
+        if a.kind == "match" and a.match is not None and id(a.match) in weights
+    ]
+    metadata = {
+        "format": "pt",  # what transformers' loaders expect; the values are framework-neutral
+        "ckptbridge.source": str(src.prefix),
+        "ckptbridge.target": target.label,
+        "ckptbridge.plan_sha256": plan_fingerprint(plan),
+    }
+    stats = write_safetensors(stage / name, src, tensors, metadata)
+    report.bytes_copied, report.bytes_transformed = stats.bytes_copied, stats.bytes_transformed
+    if verify:
+        _verify_safetensors(stage / name, src, tensors)
+    return [name]
+
+
+def _verify_safetensors(path: Path, src: Any, tensors: list[tuple[str, Any]]) -> None:
+    """Re-read ``path`` through the safetensors library and compare every tensor bit for bit."""
+    import numpy as np
+    from safetensors import safe_open
+
+    from ckptbridge.conversion._write import expected_value
+
+    with safe_open(str(path), framework="numpy") as handle:
+        for tname, action in tensors:
+            got, want = handle.get_tensor(tname), expected_value(src, action, None, None)
+            if got.shape != want.shape or got.tobytes() != np.ascontiguousarray(want).tobytes():
+                raise ConversionError(f"verify: {tname!r} in {path.name} differs from its source")
 
 
 def _spec_name(target: Target, key: str) -> str:

@@ -37,6 +37,7 @@ class ItemReport:
     kept: list[str] = field(default_factory=list)
     verified: bool = False
     error: str | None = None
+    reason: str | None = None  # why the item was skipped
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of this item."""
@@ -59,6 +60,7 @@ class ConversionReport:
     items: list[ItemReport] = field(default_factory=list)
     state_file: str | None = None
     warnings: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)  # steps a state file lists that are not there
 
     @property
     def ok(self) -> bool:
@@ -84,6 +86,7 @@ class ConversionReport:
             "to": self.to,
             "ok": self.ok,
             "counts": self.counts(),
+            "absent": self.absent,
             "state_file": self.state_file,
             "warnings": self.warnings,
             "items": [item.to_dict() for item in self.items],
@@ -122,9 +125,16 @@ class ConversionReport:
             )
         lines = render_table(header, rows)
         c = self.counts()
+        absent = f", {len(self.absent)} absent" if self.absent else ""
         lines.append(
-            f"{c['converted']} converted, {c['skipped']} skipped, {c['failed']} failed -> {self.output_dir} ({self.to})"
+            f"{c['converted']} converted, {c['skipped']} skipped, {c['failed']} failed{absent} "
+            f"-> {self.output_dir} ({self.to})"
         )
+        if self.absent:
+            lines.append(
+                f"absent: {len(self.absent)} step(s) listed in a 'checkpoint' state file are not on "
+                f"disk (nothing to convert): {_few(self.absent)}"
+            )
         lines += [f"warning: {w}" for w in self.warnings]
         for it in self.items:
             if it.dropped:
@@ -140,6 +150,8 @@ class ConversionReport:
                 )
             if it.error:
                 lines.append(f"{it.source}: error: {it.error}")
+            if it.reason:
+                lines.append(f"{it.source}: skipped: {it.reason}")
         return "\n".join(lines)
 
 

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import CheckpointNotFoundError, ConversionError
 from ckptbridge.conversion import _stage
-from ckptbridge.conversion._item import convert_item, output_name
+from ckptbridge.conversion._item import SINGLE_FILE, convert_item, output_name
 from ckptbridge.conversion._report import ConversionReport, ItemReport
 from ckptbridge.conversion._target import Target, resolve_target
 from ckptbridge.engine._names import natural_key
+from ckptbridge.format._keras import KERAS_SUFFIXES
 from ckptbridge.rules import Rules
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class SourceSet:
     prefixes: tuple[Path, ...]
     current: Path | None
     warnings: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()  # entries of the state file that are not on disk
 
 
 def _exists(prefix: Path) -> bool:
@@ -60,7 +62,7 @@ def list_sources(src: str | os.PathLike[str]) -> SourceSet:
     from ckptbridge.format import read_state_file
 
     state = read_state_file(path)
-    notes: list[str] = []
+    absent: list[str] = []
     if state is not None:
         listed = [*state.all_model_checkpoint_paths]
         if state.model_checkpoint_path and state.model_checkpoint_path not in listed:
@@ -69,23 +71,35 @@ def list_sources(src: str | os.PathLike[str]) -> SourceSet:
         for name in listed:
             found = _locate(path, name)
             if found is None:
-                notes.append(f"{path}/checkpoint lists {name!r}, which is not there: skipped")
+                absent.append(f"{path}/checkpoint: {name}")
             elif found not in prefixes:
                 prefixes.append(found)
         current = (
             _locate(path, state.model_checkpoint_path) if state.model_checkpoint_path else None
         )
         if prefixes:
-            return SourceSet(tuple(prefixes), current or prefixes[-1], tuple(notes))
+            return SourceSet(tuple(prefixes), current or prefixes[-1], (), tuple(absent))
     found_all = sorted((p.with_suffix("") for p in path.glob("*.index")), key=_by_name)
     if not found_all:
         found_all = _v1_files(path)
     if not found_all:
-        raise CheckpointNotFoundError(
-            f"no checkpoint in directory {str(path)!r}: expected a 'checkpoint' state file or "
-            "<prefix>.index files. Pass a checkpoint prefix or a training directory"
+        found_all = sorted(
+            (p for p in path.iterdir() if p.is_file() and p.name.endswith(KERAS_SUFFIXES)),
+            key=_by_name,
         )
-    return SourceSet(tuple(found_all), found_all[-1], tuple(notes))
+    notes: tuple[str, ...] = ()
+    if not found_all:
+        from ckptbridge.format._resolve import LOOKS_LIKE, saved_model_variables
+
+        saved = saved_model_variables(path)
+        if saved is None:
+            raise CheckpointNotFoundError(
+                f"no checkpoint in directory {str(path)!r}: expected a 'checkpoint' state file, "
+                f"<prefix>.index files or a SavedModel's variables/. {LOOKS_LIKE}"
+            )
+        found_all = [saved]
+        notes = (f"{path} is a SavedModel directory: converting its variables bundle {saved}",)
+    return SourceSet(tuple(found_all), found_all[-1], notes, tuple(absent))
 
 
 def _v1_files(directory: Path) -> list[Path]:
@@ -127,14 +141,20 @@ def run_conversion(
     """
     from ckptbridge.rules import load_rules
 
+    out_root = Path(dst_dir)
+    if out_root.exists() and not out_root.is_dir():
+        raise ConversionError(
+            f"output {str(out_root)!r} is a file: --out/dst_dir names a directory (created when "
+            "absent). Pass a directory path"
+        )
     loaded = load_rules(rules)
     resolved = resolve_target(target, to)
-    out_root = Path(dst_dir)
     try:
         groups = [(list_sources(s), _out_dir_for(Path(s), out_root, len(sources))) for s in sources]
         report = ConversionReport(output_dir=str(out_root), to=resolved.to)
         for sset, _ in groups:
             report.warnings.extend(sset.warnings)
+            report.absent.extend(sset.absent)
         work = [(p, out) for sset, out in groups for p in sset.prefixes]
         for out in {out for _, out in groups}:
             out.mkdir(parents=True, exist_ok=True)
@@ -275,9 +295,15 @@ def _progress_bar(total: int, progress: bool | None) -> Any:
 
 
 def _update_state(sset: SourceSet, out: Path, to: str, items: list[ItemReport]) -> Path | None:
-    """Write ``out/checkpoint`` naming the outputs (source order, same current), when it changes."""
+    """Write ``out/checkpoint`` naming the outputs (source order, same current), when it changes.
+
+    Single-file outputs (Keras ``.weights.h5``, ``.safetensors``) get none: TensorFlow's
+    ``latest_checkpoint`` would return a file it cannot read.
+    """
     from ckptbridge.format import read_state_file, write_state_file
 
+    if to in SINGLE_FILE:
+        return None
     done = {Path(it.source): Path(it.output).name for it in items if it.status != "failed"}
     names = [done[p] for p in sset.prefixes if p in done]
     if not names:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ckptbridge.sides._live import LiveModel
     from ckptbridge.sides._target import TargetLike
 
-TO_KINDS = ("tf1", "tf2", "keras")
+TO_KINDS = ("tf1", "tf2", "keras", "safetensors")
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Target:
     """A resolved conversion target (see the module docstring)."""
 
     kind: str  # "tf1" | "tf2" | "meta" | "model"
-    to: str  # "tf1" | "tf2" | "keras"
+    to: str  # "tf1" | "tf2" | "keras" | "safetensors"
     label: str
     specs: tuple[VarSpec, ...]
     identity: str
@@ -77,14 +77,20 @@ def _checkpoint_target(path: Path, to: str | None) -> Target:
     from ckptbridge.sides._checkpoint import checkpoint_specs
 
     with open_checkpoint(path) as ckpt:
-        kind = "tf2" if ckpt.kind == "tf2" else "tf1"
+        kind = ckpt.kind.value if ckpt.kind.value in ("tf2", "keras") else "tf1"
         specs = tuple(checkpoint_specs(ckpt))
         prefix = Path(ckpt.prefix)
         partitions = _partitions_of_meta(ckpt.meta) if kind == "tf1" else {}
         # TF2 entries named by a model path (see _sides) are written under their stored key
         keys = {s.name: ckpt.stored_key(s.name) for s in specs if s.name not in ckpt.entries}
+    if kind == "keras" and to != "safetensors":
+        raise UnsupportedCheckpointError(
+            f"target {str(path)!r} is a Keras weights file: as a template it can only name "
+            f"safetensors output (to='safetensors'), not to={to!r}. For Keras output pass the "
+            "model ('package.module:factory') as target"
+        )
     to = to or kind
-    if to != kind:
+    if to != kind and to != "safetensors":
         raise UnsupportedCheckpointError(
             f"target {str(path)!r} is a {kind.upper()} checkpoint but to={to!r} was asked: a "
             f"template decides the output's names, so it must be of the output kind. Pass a "
@@ -105,7 +111,7 @@ def _checkpoint_target(path: Path, to: str | None) -> Target:
 def _meta_target(path: Path, to: str | None, side: Side) -> Target:
     from ckptbridge.sides import read_meta_file
 
-    if (to or "tf1") != "tf1":
+    if (to or "tf1") not in ("tf1", "safetensors"):
         raise UnsupportedCheckpointError(
             f"target {str(path)!r} is a .meta graph: it can only give TF1 output (to='tf1'), "
             f"not to={to!r}"
@@ -114,7 +120,7 @@ def _meta_target(path: Path, to: str | None, side: Side) -> Target:
     st = path.stat()
     return Target(
         kind="meta",
-        to="tf1",
+        to=to or "tf1",
         label=side.label,
         specs=side.specs,
         identity=f"meta:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}",
@@ -144,7 +150,9 @@ def _model_target(model: Any, to: str | None, *, identity: str) -> Target:
     import tensorflow as tf
 
     tmp = tempfile.TemporaryDirectory(prefix="ckptbridge-template-")
-    prefix = Path(tf.train.Checkpoint(model=model).write(os.path.join(tmp.name, "template")))
+    ckpt = tf.train.Checkpoint(model=model)
+    ckpt.save_counter.assign_add(1)  # what ckpt.save() records: restore() then finds every object
+    prefix = Path(ckpt.write(os.path.join(tmp.name, "template")))
     target = _checkpoint_target(prefix, "tf2")
     target.kind, target.label, target.identity, target.live = (
         "model",

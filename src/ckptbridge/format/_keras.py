@@ -205,7 +205,7 @@ def _walk(
     configs: dict[str, dict[str, Any]],
     found: list[tuple[float, str, str, str | None]],
 ) -> None:
-    """Collect (data offset, key, dataset path, cell class) of every variable under ``group``."""
+    """Collect (header address, key, dataset path, cell class) of every variable under ``group``."""
     import h5py
 
     vars_group = group.get("vars") if isinstance(group, h5py.Group) else None
@@ -273,9 +273,18 @@ def _var_names(kind: str, count: int, config: dict[str, Any]) -> tuple[str | Non
 
 
 def _offset(dataset: Any) -> float:
-    """Where the dataset's data starts in the file: the order Keras wrote it in."""
+    """Where the dataset's object header is in the file: HDF5 allocates headers in creation
+    order, so this is the order Keras wrote the variables in (data addresses are not: small
+    datasets share an aggregated block)."""
+    import h5py
+
     try:
-        offset = dataset.id.get_offset()
-    except Exception:  # chunked or compressed data has no single offset
-        offset = None
-    return math.inf if offset is None else float(offset)
+        addr = getattr(h5py.h5o.get_info(dataset.id), "addr", None)
+    except Exception:  # an HDF5 build without addresses: the data offset, else unknown
+        addr = None
+    if addr is None:
+        try:
+            addr = dataset.id.get_offset()
+        except Exception:
+            addr = None
+    return math.inf if addr is None else float(addr)

@@ -17,7 +17,13 @@ from typing import Any, TypeGuard
 from ckptbridge._errors import CheckpointNotFoundError, ConversionError, UnsupportedCheckpointError
 from ckptbridge.sides._checkpoint import Side, describe_checkpoint, meta_specs, read_meta_file
 
-__all__ = ["TargetLike", "describe_target", "is_factory_spec", "load_factory"]
+__all__ = [
+    "TargetLike",
+    "describe_target",
+    "dotted_factory_hint",
+    "is_factory_spec",
+    "load_factory",
+]
 
 TargetLike = object
 """A target as users pass it: a path (``str``/``PathLike``), ``"package.module:factory"``, or a live
@@ -57,15 +63,54 @@ def load_factory(spec: str) -> Any:
             f"target {spec!r}: importing module {module_name!r} failed with "
             f"{type(exc).__name__}: {exc}. Fix the module, or run it alone to debug (--debug)"
         ) from exc
-    if not callable(obj):
+    from ckptbridge.sides._live import is_live_model
+
+    if is_live_model(obj):
         return obj
+    if not callable(obj):
+        raise ConversionError(
+            f"target {spec!r} is {_a(obj)}, not a model factory: expected a function (or class) "
+            f"that returns a built model. Fix: name the function that builds the model, e.g. "
+            f"'{module_name}:build_model'"
+        )
     try:
-        return obj()
+        model = obj()
     except Exception as exc:  # the user's code: report it as unusable input, in one line
         raise ConversionError(
             f"target {spec!r}: calling {attr}() failed with {type(exc).__name__}: {exc}. "
             "Expected a factory that returns a built model; run it alone to debug (--debug)"
         ) from exc
+    if not is_live_model(model):
+        raise ConversionError(
+            f"target {spec!r}: {attr}() returned {_a(model)}, not a model: expected a built "
+            "Keras 3 model, a tf-keras model or a tf.Module. Fix: return the model from the factory"
+        )
+    return model
+
+
+def _a(obj: object) -> str:
+    name = type(obj).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}")
+
+
+def dotted_factory_hint(value: object) -> str | None:
+    """A hint when ``value`` is no path and reads like ``pkg.mod.factory`` (the colon forgotten).
+
+    >>> dotted_factory_hint("myproject.models.build_vgg")
+    "... did you mean 'myproject.models:build_vgg'? ..."
+    """
+    if not isinstance(value, str) or os.path.exists(value) or not _DOTTED.fullmatch(value):
+        return None
+    if {"ckpt", "index", "meta", "h5", "keras", "pb"} & set(value.split(".")):
+        return None  # a checkpoint name that is not there: the checkpoint error says so
+    module, _, attr = value.rpartition(".")
+    return (
+        f"target {value!r} is not a checkpoint path; as a model factory it needs a colon between "
+        f"module and function: did you mean '{module}:{attr}'?"
+    )
 
 
 def describe_target(target: TargetLike) -> Side:
@@ -79,13 +124,16 @@ def describe_target(target: TargetLike) -> Side:
 
     if is_factory_spec(target):
         target = load_factory(target)
+    hint = dotted_factory_hint(target)
+    if hint is not None:
+        raise CheckpointNotFoundError(hint)
     if is_live_model(target):
         live = describe_model(target)
         return Side(specs=live.specs, label=f"model {live.label!r}", kind="model", live=live)
     if not isinstance(target, (str, os.PathLike)):
         raise UnsupportedCheckpointError(
-            f"target of type {type(target).__name__} is not usable: expected a template checkpoint "
-            "(prefix or directory), a .meta file, a model, or 'package.module:factory'"
+            f"target {_a(target)} is not usable: expected a template checkpoint "
+            "(prefix or directory), a .meta file, a built model, or 'package.module:factory'"
         )
     if str(target).endswith(".meta"):
         path = Path(target)
