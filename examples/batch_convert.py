@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import ckptbridge
+from ckptbridge._optional import import_tensorflow
 
 
 def convert_runs(
@@ -42,7 +43,7 @@ def convert_runs(
 def _write_tf1_run(directory: Path, seed: int) -> None:
     """A TF1-style training loop (variable scopes, Saver) saving steps 100, 200, 300."""
     import numpy as np
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     v1 = tf.compat.v1
     directory.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def _write_tf1_run(directory: Path, seed: int) -> None:
 def demo() -> int:
     import keras
     import numpy as np
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     def new_model() -> keras.Model:
         return keras.Sequential(

@@ -14,9 +14,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-import tensorflow as tf
 
 import ckptbridge
+from ckptbridge._optional import import_tensorflow
+
+tf = import_tensorflow()  # TensorFlow without the C++ start-up lines it writes to stderr
 
 v1 = tf.compat.v1
 

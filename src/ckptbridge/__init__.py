@@ -33,6 +33,8 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "inspect": "ckptbridge.tools",
     "load_variables": "ckptbridge.tools",
+    "verify": "ckptbridge.tools",
+    "VerifyReport": "ckptbridge.tools",
     "CheckpointInfo": "ckptbridge.tools",
     "Rules": "ckptbridge.rules",
     "load_rules": "ckptbridge.rules",
@@ -63,6 +65,7 @@ __all__ = [
     "Rules",
     "RulesError",
     "UnsupportedCheckpointError",
+    "VerifyReport",
     "__version__",
     "convert",
     "inspect",
@@ -70,6 +73,7 @@ __all__ = [
     "load_variables",
     "plan",
     "restore",
+    "verify",
 ]
 
 
@@ -112,4 +116,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ckptbridge.engine import MappingPlan
     from ckptbridge.restoring import RestoreReport
     from ckptbridge.rules import Rules, load_rules
-    from ckptbridge.tools import CheckpointInfo, inspect, load_variables
+    from ckptbridge.tools import CheckpointInfo, VerifyReport, inspect, load_variables, verify

@@ -1,4 +1,4 @@
-"""The ``plan``, ``convert``, ``diff`` and ``schema`` subcommands of the ``ckptbridge`` CLI.
+"""The ``plan``, ``convert``, ``diff``, ``verify`` and ``schema`` subcommands of the ``ckptbridge`` CLI.
 
 Each command is an ``add_<cmd>(subparsers)`` that declares it and a ``run_<cmd>(args) -> int``
 that runs it; the main parser (:mod:`ckptbridge.cli._main`) wires them in and turns any
@@ -29,10 +29,14 @@ __all__ = [
     "add_diff",
     "add_plan",
     "add_schema",
+    "add_verify",
+    "positive",
+    "progress_bar",
     "run_convert",
     "run_diff",
     "run_plan",
     "run_schema",
+    "run_verify",
 ]
 
 
@@ -135,14 +139,15 @@ def add_convert(subparsers: Any) -> None:
         help="output format (default: the target's)",
     )
     p.add_argument("--rules", metavar="F", help="rules file (YAML/TOML/JSON) or preset:NAME")
-    p.add_argument("--jobs", "-j", type=_positive, default=1, metavar="N", help="items in parallel")
+    p.add_argument("--jobs", "-j", type=positive, default=1, metavar="N", help="items in parallel")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--link", action="store_true", help="hard-link untouched source shards")
     p.add_argument("--verify", action="store_true", help="re-read and compare every tensor")
     p.add_argument("--json", action="store_true", help="print the report as one JSON document")
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
+    """An argparse type: a positive integer."""
     try:
         value = int(text)
     except ValueError:
@@ -184,18 +189,97 @@ def add_diff(subparsers: Any) -> None:
     p.add_argument("b", metavar="B", help="checkpoint prefix, directory or V1 file")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON document")
     p.add_argument("--exit-code", action="store_true", help="exit 1 when the checkpoints differ")
+    p.add_argument(
+        "--mapped", action="store_true", help="map A onto B as `plan` does (B the target), apply "
+        "the transforms and compare values across formats; exit 0 equal, 1 different",
+    )  # fmt: skip
+    p.add_argument("--rules", metavar="F", help="with --mapped: rules file or preset:NAME")
 
 
 def run_diff(args: argparse.Namespace) -> int:
     """Run ``diff``: print the comparison; 0 (or, with ``--exit-code``, 1 when they differ).
+    With ``--mapped``: 0 when B equals A mapped onto it, else 1.
 
-    Example: ``ckptbridge diff old/model.ckpt-5 converted/model.ckpt-5 --json``.
+    Example: ``ckptbridge diff old/model.ckpt-5 converted/model.ckpt-5 --mapped``.
     """
+    if args.mapped:
+        from ckptbridge.tools import diff_mapped
+
+        mapped = diff_mapped(args.a, args.b, args.rules)
+        _print_report(mapped, args.json)
+        return 0 if mapped.equal else 1
+    if args.rules:
+        raise RulesError("--rules applies to diff --mapped only; add --mapped")
     from ckptbridge.tools._diff import diff
 
     report = diff(args.a, args.b)
     _print_report(report, args.json)
     return 1 if args.exit_code and not report.identical else 0
+
+
+# -- verify ----------------------------------------------------------------------------------
+
+
+def add_verify(subparsers: Any) -> None:
+    """Declare ``ckptbridge verify PATH... [--json]``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "verify",
+        help="check every checksum and read every entry",
+        description="Check each checkpoint's index blocks and every entry's CRC32C, reading every "
+        "entry through the decoder ckptbridge uses. Exit 0 when all are intact, 2 when something "
+        "is damaged (each damaged entry named with its file and byte range).",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint prefixes, dirs or files")
+    p.add_argument("--json", action="store_true", help="print the reports as one JSON document")
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Run ``verify``: one report per PATH; 0 when every checkpoint is intact, else 2.
+
+    Example: ``ckptbridge verify converted/model.ckpt-5 --json``.
+    """
+    from ckptbridge.tools import verify
+
+    reports = []
+    for path in args.paths:
+        bar = progress_bar(not args.json, f"verify {Path(path).name}")
+        try:
+            reports.append(verify(path, progress=bar.bytes if bar is not None else None))
+        finally:
+            if bar is not None:
+                bar.close()
+    if args.json:
+        doc = {"ok": all(r.ok for r in reports), "checkpoints": [r.to_dict() for r in reports]}
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write("\n".join(str(r) for r in reports) + "\n")
+    return 0 if all(r.ok for r in reports) else 2
+
+
+class _Bar:
+    """A tqdm byte bar on stderr, fed with (done, total) callbacks."""
+
+    def __init__(self, desc: str) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=0, unit="B", unit_scale=True, desc=desc, file=sys.stderr,
+                         leave=False)  # fmt: skip
+
+    def bytes(self, done: int, total: int) -> None:
+        if self._bar.total != total:
+            self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def progress_bar(wanted: bool, desc: str) -> _Bar | None:
+    """A progress bar when ``wanted`` (no --json) and stderr is a terminal, else None.
+
+    Example: ``bar = progress_bar(not args.json, "verify")``.
+    """
+    return _Bar(desc) if wanted and sys.stderr.isatty() else None
 
 
 # -- schema ----------------------------------------------------------------------------------

@@ -11,14 +11,17 @@ exit 2; ``--debug`` shows the traceback::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ckptbridge import __version__
 from ckptbridge._errors import CkptBridgeError
 from ckptbridge.cli import _commands as _cmd
+from ckptbridge.tools._values import DEFAULT_MAX_ELEMENTS
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -36,11 +39,29 @@ def _add_inspect(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON document instead of a table"
     )
+    parser.add_argument(
+        "--tensor", action="append", metavar="KEY", help="print this entry's values and statistics "
+        "(min, max, mean, std, NaN/Inf counts); repeat for more",
+    )  # fmt: skip
+    parser.add_argument("--all-tensors", action="store_true", help="print every entry's values")
+    parser.add_argument(
+        "--max-elements", type=_cmd.positive, default=DEFAULT_MAX_ELEMENTS, metavar="N",
+        help=f"with --json: values of tensors up to N elements (default {DEFAULT_MAX_ELEMENTS}); "
+        "larger ones get \"values\": null, \"truncated\": true",
+    )  # fmt: skip
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from ckptbridge.tools._inspect import inspect
+    from ckptbridge.tools import inspect, tensor_values
 
+    if args.tensor or args.all_tensors:
+        tensors = tensor_values(args.path, None if args.all_tensors else args.tensor)
+        if args.json:
+            doc = {"path": args.path, "tensors": [t.to_dict(args.max_elements) for t in tensors]}
+            print(json.dumps(doc, indent=2))
+        else:
+            print("\n\n".join(str(t) for t in tensors))
+        return EXIT_OK
     info = inspect(args.path)
     print(info.to_json() if args.json else str(info))
     return EXIT_OK
@@ -52,6 +73,7 @@ COMMANDS: dict[str, tuple[Callable[[Subparsers], None], Callable[[argparse.Names
     "plan": (_cmd.add_plan, _cmd.run_plan),
     "convert": (_cmd.add_convert, _cmd.run_convert),
     "diff": (_cmd.add_diff, _cmd.run_diff),
+    "verify": (_cmd.add_verify, _cmd.run_verify),
     "schema": (_cmd.add_schema, _cmd.run_schema),
 }
 
@@ -68,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read, map, restore and convert TensorFlow checkpoints across TF1/TF2.",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add, _ in COMMANDS.values():
         add(subparsers)

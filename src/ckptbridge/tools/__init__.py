@@ -1,5 +1,6 @@
 """File-level tools on checkpoints, no model needed: :func:`inspect`, :func:`load_variables`,
-:func:`diff`. They read through :mod:`ckptbridge.format` and never import TensorFlow::
+:func:`diff`, :func:`diff_mapped` (through the mapping), :func:`verify` (every checksum),
+:func:`tensor_values`. They read through :mod:`ckptbridge.format` and never import TensorFlow::
 
     from ckptbridge.tools import inspect
     print(inspect("old/model.ckpt-1000"))
@@ -9,5 +10,17 @@ from __future__ import annotations
 
 from ckptbridge.tools._diff import diff
 from ckptbridge.tools._inspect import CheckpointInfo, inspect, load_variables
+from ckptbridge.tools._mapped import diff_mapped
+from ckptbridge.tools._values import tensor_values
+from ckptbridge.tools._verify import VerifyReport, verify
 
-__all__ = ["CheckpointInfo", "diff", "inspect", "load_variables"]
+__all__ = [
+    "CheckpointInfo",
+    "VerifyReport",
+    "diff",
+    "diff_mapped",
+    "inspect",
+    "load_variables",
+    "tensor_values",
+    "verify",
+]
