@@ -56,13 +56,16 @@ def clean_stale_stages(dst_dir: Path) -> list[Path]:
             continue  # ours (another item of this run) or another live process's
         shutil.rmtree(child, ignore_errors=True)
         removed.append(child)
-    for index in sorted(dst_dir.glob(f"*{OLD_MARK}*.index")):
-        backup = index.name[: -len(".index")]
-        pid_text = backup.rsplit(OLD_MARK, 1)[1].split("-", 1)[0]
+    for path in sorted(dst_dir.glob(f"*{OLD_MARK}*")):
+        name, _, rest = path.name.rpartition(OLD_MARK)
+        pid_text, _, tail = rest.partition("-")
         if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
             continue
-        _restore_backup(dst_dir, backup.rsplit(OLD_MARK, 1)[0], backup)
-        removed.append(index)
+        if tail.endswith(".index"):  # a kept old bundle: back under its name, or gone
+            _restore_backup(dst_dir, name, path.name[: -len(".index")])
+            removed.append(path)
+        elif not Path(f"{str(path).split('.data-', 1)[0]}.index").exists():
+            path.unlink(missing_ok=True)  # shards of a second name with no index: no checkpoint
     return removed
 
 
