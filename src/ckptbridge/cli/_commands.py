@@ -89,7 +89,10 @@ def run_plan(args: argparse.Namespace) -> int:
     plan = plan_conversion(args.src, _target_arg(args.target), args.rules, args.to)
     if args.emit_rules:
         write_rules(plan.to_rules(), Path(args.emit_rules))
-    _print_report(plan, args.json)
+    if args.json:  # one line through the C encoder: 12 MB plans in a fraction of indent=2's time
+        sys.stdout.write(plan.to_json(indent=None) + "\n")
+    else:
+        _print_report(plan, False)
     return 0 if plan.complete else 1
 
 

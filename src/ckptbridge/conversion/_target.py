@@ -65,20 +65,20 @@ def resolve_target(target: TargetLike, to: str | None) -> Target:
         return _model_target(load_factory(target), to, identity=f"factory:{target}")
     if is_live_model(target):
         return _model_target(target, to, identity="")
-    side = describe_target(target)  # the one resolver: names as plan() sees them
-    assert isinstance(target, (str, os.PathLike))  # describe_target refuses anything else
-    if side.kind == "meta":
+    if not isinstance(target, (str, os.PathLike)) or str(target).endswith(".meta"):
+        side = describe_target(target)  # the one resolver (refuses what is no target)
+        assert isinstance(target, (str, os.PathLike))
         return _meta_target(Path(target), to, side)
     return _checkpoint_target(Path(target), to)
 
 
 def _checkpoint_target(path: Path, to: str | None) -> Target:
     from ckptbridge.format import open_checkpoint
-    from ckptbridge.sides._checkpoint import checkpoint_specs
+    from ckptbridge.sides._checkpoint import checkpoint_side
 
-    with open_checkpoint(path) as ckpt:
+    with open_checkpoint(path) as ckpt:  # opened once: names as describe_target gives them
         kind = ckpt.kind.value if ckpt.kind.value in ("tf2", "keras") else "tf1"
-        specs = tuple(checkpoint_specs(ckpt))
+        specs = checkpoint_side(ckpt).specs
         prefix = Path(ckpt.prefix)
         partitions = _partitions_of_meta(ckpt.meta) if kind == "tf1" else {}
         # TF2 entries named by a model path (see _sides) are written under their stored key

@@ -199,7 +199,7 @@ def _match_dict(m: Match) -> dict[str, Any]:
     return {
         "target": m.target,
         "sources": list(m.sources),
-        "steps": _STEPS.dump_python(m.steps, mode="json", exclude_none=True),
+        "steps": _STEPS.dump_python(m.steps, mode="json", exclude_none=True) if m.steps else [],
         "reason": m.reason,
         "target_shape": list(m.target_shape),
         "source_shapes": [list(s) for s in m.source_shapes],

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
-import yaml
 from pydantic import ValidationError
 
 from ckptbridge._errors import RulesError
@@ -154,6 +153,8 @@ def _load_file(path: Path) -> Rules:
 
 
 def _parse_yaml(text: str, label: str) -> Any:
+    import yaml  # only rules files need it: kept off the start-up of every command
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -227,6 +228,8 @@ def _all_fields() -> set[str]:
 
 def _yaml_line(text: str, loc: tuple[int | str, ...]) -> int | None:
     """1-based line of the YAML node at ``loc`` (the deepest one that exists)."""
+    import yaml
+
     try:
         node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:

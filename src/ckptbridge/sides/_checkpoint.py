@@ -222,7 +222,15 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> Side:
     from ckptbridge.format import open_checkpoint
 
     with open_checkpoint(path) as ckpt:
-        specs = checkpoint_specs(ckpt)
-        kind = str(ckpt.kind.value)
-        label = str(ckpt.prefix)
-    return Side(specs=tuple(specs), label=label, kind=kind)
+        return checkpoint_side(ckpt)
+
+
+def checkpoint_side(ckpt: Checkpoint) -> Side:
+    """An open checkpoint as a plan side (what :func:`describe_checkpoint` returns for its path).
+
+    >>> with open_checkpoint("old/model.ckpt-1000") as ckpt:
+    ...     side = checkpoint_side(ckpt)
+    """
+    return Side(
+        specs=tuple(checkpoint_specs(ckpt)), label=str(ckpt.prefix), kind=str(ckpt.kind.value)
+    )
