@@ -102,3 +102,26 @@ def test_a_rerun_is_skipped_and_says_why(
 def test_tensor_names() -> None:
     assert tensor_name("dense/kernel:0") == "dense/kernel"
     assert tensor_name("model/d/kernel/.ATTRIBUTES/VARIABLE_VALUE") == "model/d/kernel"
+
+
+def test_a_transposed_tensor_is_written_from_a_view(tmp_path: Path) -> None:
+    from ckptbridge.format import BundleWriter
+
+    w = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    with BundleWriter(tmp_path / "src" / "m.ckpt") as writer:
+        writer.add("w", w)
+        writer.add("b", np.ones(3, np.float64))
+    with BundleWriter(tmp_path / "tpl" / "m.ckpt") as writer:
+        writer.add("w", np.zeros((4, 3, 2), np.float32))
+        writer.add("b", np.zeros(3, np.float64))
+    rules = {
+        "map": {"w": "w"},
+        "transforms": [{"target": "w", "steps": [{"op": "transpose", "perm": [2, 1, 0]}]}],
+    }
+    report = ckptbridge.convert(tmp_path / "src" / "m.ckpt", tmp_path / "out",
+                                target=tmp_path / "tpl" / "m.ckpt", to="safetensors",
+                                rules=rules, verify=True)  # fmt: skip
+    assert report.ok, str(report)
+    tensors = load_file(str(tmp_path / "out" / "m.ckpt.safetensors"))
+    np.testing.assert_array_equal(tensors["w"], w.transpose(2, 1, 0))
+    np.testing.assert_array_equal(tensors["b"], np.ones(3))

@@ -116,23 +116,62 @@ def write_safetensors(
                 _copy_checked(out, loc, name, progress)
                 stats.bytes_copied += loc.size
                 continue
-            value = expected_value(src, action, None, None)
-            data = np.ascontiguousarray(value)
-            if data.dtype.byteorder == ">":
-                data = data.astype(data.dtype.newbyteorder("<"))
-            flat = data.reshape(-1).view(np.uint8)
-            for start in range(0, flat.size, _CHUNK):
-                piece = flat[start : start + _CHUNK]
-                out.write(piece.data)
-                if progress is not None:
-                    progress(piece.size)
-            stats.bytes_transformed += int(flat.size)
-            del value, data, flat
+            value = _transposed_view(src, action)
+            if value is None:
+                value = expected_value(src, action, None, None)
+            stats.bytes_transformed += _write_slabs(out, value, progress)
+            del value
         if out.tell() != 8 + len(header) + total:
             raise ConversionError(
                 f"{path}: wrote {out.tell()} bytes, the header promises {8 + len(header) + total}"
             )
     return stats
+
+
+def _transposed_view(src: Any, action: Action) -> np.ndarray[Any, Any] | None:
+    """For a single source whose steps are only transposes (after reshapes of the stored, still
+    contiguous, array): a view of the mapped source, never a copy; else None."""
+    from ckptbridge.rules._model import Reshape, Transpose
+
+    m = action.match
+    if m is None or len(m.sources) != 1 or not m.steps:
+        return None
+    kinds = [type(step) for step in m.steps]
+    if set(kinds) - {Reshape, Transpose} or Transpose not in kinds:
+        return None
+    if Reshape in kinds[kinds.index(Transpose) :]:  # a reshape of a transposed view copies
+        return None
+    value: np.ndarray[Any, Any] = src.read(m.sources[0])
+    for step in m.steps:
+        if isinstance(step, Reshape):
+            value = value.reshape(step.shape)
+        elif isinstance(step, Transpose):
+            value = value.transpose(step.perm)
+    if value.shape != tuple(action.shape) or str(value.dtype) != action.dtype:
+        return None
+    return value
+
+
+def _write_slabs(
+    out: BinaryIO, value: np.ndarray[Any, Any], progress: Callable[[int], None] | None
+) -> int:
+    """Write ``value`` C-ordered and little-endian, a slab of leading rows at a time: a transposed
+    view is never made contiguous whole, so only the source (mapped) and one slab are in memory."""
+    rows = value.shape[0] if value.ndim else 1
+    per_row = max(1, value.nbytes // max(rows, 1))
+    step = max(1, _CHUNK // per_row)
+    written = 0
+    for start in range(0, rows, step):
+        slab = np.ascontiguousarray(value[start : start + step] if value.ndim else value)
+        if slab.dtype.byteorder == ">":
+            slab = slab.astype(slab.dtype.newbyteorder("<"))
+        data = slab.reshape(-1).view(np.uint8)
+        out.write(data.data)
+        written += int(data.size)
+        if progress is not None:
+            progress(int(data.size))
+        del slab, data
+    return written
 
 
 def _copy_checked(
