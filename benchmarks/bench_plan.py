@@ -9,6 +9,15 @@ variables in at most 15x the time. Two synthetic cases, literal VarSpecs, no Ten
   (``net/block7/fc/weights`` vs ``dense_7/kernel``): decided by creation order + shape.
 
 Run:  python benchmarks/bench_plan.py [--repeat 3]
+
+``--cli`` measures what users wait for (issue 11): ``ckptbridge plan SRC --target TEMPLATE --json``
+as a whole process, SRC a TF1 checkpoint of N variables plus Adam slots (names share nothing with
+the template's), TEMPLATE a TF2 checkpoint of a ``tf.Module`` of N variables (written once with
+TensorFlow into ``benchmarks/_data/plan/``). Anchor in the same run: ``python -c "import numpy,
+pydantic"`` (the floor every command pays) as a ratio. Target: 20,000 variables <= 2 s, 10x
+variables <= 15x time::
+
+    python benchmarks/bench_plan.py --cli [--sizes 2000 20000]
 """
 
 from __future__ import annotations
@@ -64,10 +73,79 @@ def run(n_vars: int, case: str, repeat: int) -> float:
     return best
 
 
+MAKE = """
+import os, sys
+from pathlib import Path
+import numpy as np
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+from ckptbridge.format import BundleWriter
+n_layers, out = int(sys.argv[1]) // 2, Path(sys.argv[2])
+def shape(i, leaf): return (2 + (i * 7) % 97, 4) if leaf == "kernel" else (4 + (i * 5) % 13,)
+with BundleWriter(out / "src" / "model.ckpt-1") as w:
+    for i in range(n_layers):
+        for leaf, tf1 in (("kernel", "weights"), ("bias", "biases")):
+            z = np.zeros(shape(i, leaf), np.float32)
+            for k in ("", "/Adam", "/Adam_1"):
+                w.add(f"net/block{i}/fc/{tf1}{k}", z)
+    w.add("beta1_power", np.float32(0.9)); w.add("beta2_power", np.float32(0.99))
+    w.add("global_step", np.int64(1))
+import tensorflow as tf
+class Layer(tf.Module):
+    def __init__(self, i):
+        super().__init__()
+        self.kernel = tf.Variable(tf.zeros(shape(i, "kernel")))
+        self.bias = tf.Variable(tf.zeros(shape(i, "bias")))
+class Net(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = [Layer(i) for i in range(n_layers)]
+tf.train.Checkpoint(model=Net()).write(str(out / "template" / "ckpt"))
+"""
+
+
+def cli(sizes: list[int], repeat: int) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent / "_data" / "plan"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(data / "pycache")
+
+    def timed(argv: list[str]) -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            subprocess.run(argv, env=env, check=False, stdout=subprocess.DEVNULL)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    floor = timed([sys.executable, "-c", "import numpy, pydantic"])
+    times = {}
+    for n in sizes:
+        where = data / f"{n}"
+        if not (where / "template" / "ckpt.index").exists():
+            subprocess.run([sys.executable, "-c", MAKE, str(n), str(where)], env=env, check=True)
+        argv = [sys.executable, "-m", "ckptbridge", "plan", str(where / "src" / "model.ckpt-1"),
+                "--target", str(where / "template" / "ckpt"), "--json"]  # fmt: skip
+        times[n] = timed(argv)
+        print(f"plan CLI {n:6d} variables ({3 * n + 3} entries): {times[n]:6.2f} s wall, best of "
+              f"{repeat}; anchor `import numpy, pydantic` {floor:.2f} s -> {times[n] / floor:.1f}x")  # fmt: skip
+    if len(sizes) > 1:
+        lo, hi = sizes[0], sizes[-1]
+        print(f"{hi // lo}x variables -> {times[hi] / times[lo]:.1f}x time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cli", action="store_true", help="whole-process `ckptbridge plan --json`")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 20_000])
     args = parser.parse_args()
+    if args.cli:
+        cli(args.sizes, args.repeat)
+        return
     for case in ("names", "structure"):
         small = run(2_000, case, args.repeat)
         large = run(20_000, case, args.repeat)
