@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,50 @@ def test_public_names_of_the_format_package() -> None:
     }  # fmt: skip
     assert promised <= set(fmt.__all__)
     assert all(hasattr(fmt, name) for name in fmt.__all__)
+
+
+_TRUNCATE_WHILE_MAPPED = """
+import os, sys
+import numpy as np
+from ckptbridge import CorruptCheckpointError
+from ckptbridge.format import BundleWriter, open_checkpoint
+prefix = sys.argv[1]
+with BundleWriter(prefix) as writer:
+    writer.add("a", np.ones(1 << 18, np.float32))
+    writer.add("b", np.ones(1 << 18, np.float32))
+with open_checkpoint(prefix) as ckpt:
+    assert float(ckpt.read("a").sum()) == 1 << 18  # the shard is now mapped
+    os.truncate(prefix + ".data-00000-of-00001", 4096)
+    for copy in (False, True):
+        try:
+            ckpt.read("b", copy=copy)
+        except CorruptCheckpointError as exc:
+            print("clean:", exc)
+"""
+
+
+def test_shard_truncated_while_mapped_gives_our_error_not_sigbus(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _TRUNCATE_WHILE_MAPPED, str(tmp_path / "m")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(
+        line.startswith(f"clean: {tmp_path / 'm'}.data-00000-of-00001 is 4096 bytes but entry 'b'")
+        for line in lines
+    )
+
+
+def test_read_copy_is_owned_and_writable(tf1: Path) -> None:
+    with open_checkpoint(tf1) as ckpt:
+        view, owned = ckpt.read("w"), ckpt.read("w", copy=True)
+    assert not view.flags.writeable and view.base is not None
+    assert owned.flags.writeable and not np.shares_memory(owned, view)
+    owned[0] = 9
+    np.testing.assert_array_equal(view, [0, 1, 2, 3])

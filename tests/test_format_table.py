@@ -81,10 +81,13 @@ def test_unknown_compression_is_rejected() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"\x05", r"decoded 0 bytes, header declared 5"),
-        (b"\x04\x01\x05", r"copy offset 5 outside"),
-        (b"\xff\xff\xff\xff\x7f", r"more than"),
-        (b"\x02\x0ca", r"literal runs past the end"),
+        (b"\x05", r"header mismatch; expected 5 decompressed bytes but got 0"),
+        (b"\x04\x01\x05", r"offset 5"),
+        (b"\xff\xff\xff\xff\x7f", r"^declares 34359738367 bytes, more than the 16777216 allowed"),
+        (b"\x02\x0ca", r"literal read of length 4"),
+        # a decompression bomb: 3 MB declaring 16 MiB would pass the ratio, not the block size
+        (b"\x80\x80\x80\x20" + b"\xfe\xff\xff" * 10**6, r"^declares 67108864 bytes, more than"),
+        (b"\x80\x80\x10" + b"\x00" * 97, r"^declares 262144 bytes, more than 100 compressed"),
     ],
 )
 def test_snappy_errors_are_bounded(data: bytes, message: str) -> None:

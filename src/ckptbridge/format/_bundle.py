@@ -1,10 +1,14 @@
 """Native reader of the tensor-bundle (V2) format: ``<prefix>.index`` + ``<prefix>.data-*``.
 
-Opening reads and validates the whole index (a few kB); data shards are memory-mapped on first
-read and tensors are returned as read-only numpy views of the mapped pages::
+Opening reads and validates the whole index (bounded in size, read only from a regular file).
+Tensors are read on demand, two ways: a read-only numpy *view* of the memory-mapped shard (no copy;
+the fastest), or an owning *copy* read with ``pread`` (safe even when the file is truncated or
+rewritten underneath, which a mapped view cannot be: touching a page truncated away kills the
+process with SIGBUS)::
 
     reader = BundleReader(Path("old/model.ckpt-1000"))
-    kernel = reader.read("dense/kernel")
+    kernel = reader.read("dense/kernel")             # view of the mapped shard
+    owned = reader.read("dense/kernel", copy=True)   # independent, writable
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import math
 import mmap
+import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import google_crc32c
 import numpy as np
@@ -25,11 +30,20 @@ from ckptbridge._errors import (
 )
 from ckptbridge.format._bundle_proto import (
     EntryProto,
+    Extent,
     decode_entry,
     decode_header,
-    encode_slice_key,
+    slice_key,
 )
 from ckptbridge.format._dtypes import dtype_label, has_numpy_form, numpy_dtype
+from ckptbridge.format._files import (
+    INDEX_LIMIT,
+    corrupt_guard,
+    open_regular,
+    os_error,
+    read_regular,
+    regular_stat,
+)
 from ckptbridge.format._proto import ProtoError
 from ckptbridge.format._strings import decode_strings
 from ckptbridge.format._table import TableError, read_table, unmask_crc
@@ -39,6 +53,7 @@ MAX_SHARDS = 99999  # TensorFlow names shards with five digits
 _MAX_RANK = 64  # numpy's limit
 _MAX_EXTENT = 1 << 56  # keeps shape products x itemsize (<= 16) inside numpy's intp
 _FIX = "The file is damaged or incomplete; copy it again from its source."
+_MAX_PAIR_CHECKS = 1 << 22  # overlap tests between the slices of one variable
 
 
 def data_path(prefix: Path, shard: int, num_shards: int) -> Path:
@@ -58,29 +73,28 @@ class BundleReader:
     def __init__(self, prefix: Path) -> None:
         self.prefix = prefix
         self.index_path = prefix.with_name(prefix.name + ".index")
-        self._maps: dict[int, tuple[BinaryIO, mmap.mmap | None]] = {}
+        self._fds: dict[int, int] = {}
+        self._maps: dict[int, mmap.mmap] = {}
         self._protos: dict[str, EntryProto] = {}
-        self._slice_protos: dict[bytes, EntryProto] = {}
+        self._slices: dict[str, list[tuple[list[Extent], EntryProto]]] = {}
+        self._broken: dict[str, str] = {}  # partitioned entries whose slices overlap: read fails
         self.entries: dict[str, Entry] = {}
-        try:
-            data = self.index_path.read_bytes()
-        except FileNotFoundError:
-            raise CheckpointNotFoundError(
-                f"checkpoint index {self.index_path} does not exist"
-            ) from None
-        try:
-            items = read_table(data, str(self.index_path))
-        except TableError as exc:
-            raise CorruptCheckpointError(
-                f"{self.index_path} is not a readable checkpoint index: {exc}. "
-                "Expected a TensorFlow tensor-bundle index (LevelDB table). " + _FIX
-            ) from None
-        try:
-            self._load(items)
-        except ProtoError as exc:
-            raise CorruptCheckpointError(
-                f"{self.index_path}: an index record does not decode ({exc}). " + _FIX
-            ) from None
+        data = read_regular(self.index_path, INDEX_LIMIT, "checkpoint index")
+        with corrupt_guard(str(self.index_path)):
+            try:
+                items = read_table(data, str(self.index_path))
+            except TableError as exc:
+                raise CorruptCheckpointError(
+                    f"{self.index_path} is not a readable checkpoint index: {exc}. "
+                    "Expected a TensorFlow tensor-bundle index (LevelDB table). " + _FIX
+                ) from None
+            del data
+            try:
+                self._load(items)
+            except ProtoError as exc:
+                raise CorruptCheckpointError(
+                    f"{self.index_path}: an index record does not decode ({exc}). " + _FIX
+                ) from None
         self._check_shards()
 
     # -- opening -------------------------------------------------------------------------------
@@ -95,26 +109,34 @@ class BundleReader:
                 f"{self.index_path}: header declares {header.num_shards} data shards, "
                 f"expected 1 to {MAX_SHARDS}. " + _FIX
             )
-        if header.endianness not in (0, 1) or header.min_consumer > 1:
+        if header.endianness not in (0, 1) or header.min_consumer > 1 or 1 in header.bad_consumers:
             raise UnsupportedCheckpointError(
                 f"{self.index_path}: bundle endianness {header.endianness}, format version "
-                f"{header.producer} (min consumer {header.min_consumer}); ckptbridge reads format "
-                "version 1 bundles. Re-save the checkpoint with a TensorFlow 2.x release."
+                f"{header.producer} (min consumer {header.min_consumer}, bad consumers "
+                f"{list(header.bad_consumers)[:4]}); ckptbridge reads format version 1 bundles. "
+                "Re-save the checkpoint with a TensorFlow 2.x release."
             )
         self.num_shards = header.num_shards
         self.big_endian = header.endianness == 1
-        for key, value in items[1:]:
-            proto = decode_entry(value)
-            if key.startswith(b"\x00"):
-                self._slice_protos[key] = proto
-            else:
-                name = key.decode("utf-8", "replace")
-                if name in self._protos:
-                    raise CorruptCheckpointError(
-                        f"{self.index_path}: keys {name!r} ... are not UTF-8 and collide once "
-                        "decoded, so entries would be lost. " + _FIX
-                    )
-                self._protos[name] = proto
+        protos = {key: decode_entry(value) for key, value in items[1:]}
+        # A key is a slice exactly when a partitioned entry names it, as TensorFlow's
+        # CheckpointReader decides; any other key (even one starting with NUL) is an entry.
+        slice_keys = {slice_key(k, extents) for k, p in protos.items() for extents in p.slices}
+        for key, proto in protos.items():
+            if key in slice_keys:
+                continue
+            name = key.decode("utf-8", "replace")
+            if name in self._protos:
+                raise CorruptCheckpointError(
+                    f"{self.index_path}: keys {name!r} ... are not UTF-8 and collide once "
+                    "decoded, so entries would be lost. " + _FIX
+                )
+            self._protos[name] = proto
+            if proto.slices:
+                self._slices[name] = [
+                    (extents, protos.get(slice_key(key, extents), _MISSING))
+                    for extents in proto.slices
+                ]
         for name, entry_proto in self._protos.items():
             self.entries[name] = self._validate(name, entry_proto)
 
@@ -141,9 +163,9 @@ class BundleReader:
                 f"{where} points to shard {proto.shard_id} offset {proto.offset} size {proto.size}, "
                 f"expected a shard in 0..{self.num_shards - 1} and non-negative offsets. " + _FIX
             )
-        count = math.prod(proto.shape)
         if not has_numpy_form(dtype):
             return
+        count = math.prod(proto.shape)
         if dtype == "string":  # one varint per element, a 4-byte checksum, then the bytes
             ok = count + 4 <= proto.size
             expected = f"at least {count + 4}"
@@ -159,11 +181,11 @@ class BundleReader:
     def _validate_slices(self, key: str, proto: EntryProto, dtype: str) -> int:
         where = f"{self.index_path}: partitioned entry {key!r}"
         covered = nbytes = 0
-        for extents in proto.slices:
+        boxes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+        for extents, stored in self._slices[key]:
             shape = self._slice_shape(where, proto.shape, extents)
-            stored = self._slice_protos.get(encode_slice_key(key, extents))
             if (
-                stored is None
+                stored is _MISSING
                 or stored.slices
                 or stored.dtype != proto.dtype
                 or stored.shape != shape
@@ -175,7 +197,13 @@ class BundleReader:
             self._validate_stored(key, stored, dtype)
             covered += math.prod(shape)
             nbytes += stored.size
-        if covered != math.prod(proto.shape):
+            if math.prod(shape):
+                starts = tuple(start for start, _ in extents)
+                boxes.append((starts, tuple(a + n for a, n in zip(starts, shape, strict=True))))
+        overlap = _overlap(where, boxes)  # checked before anything is allocated
+        if overlap:  # the other entries stay readable; reading this one fails
+            self._broken[key] = overlap
+        elif covered != math.prod(proto.shape):
             raise CorruptCheckpointError(
                 f"{where}: its slices hold {covered} elements, the full shape "
                 f"{list(proto.shape)} needs {math.prod(proto.shape)}. " + _FIX
@@ -183,9 +211,7 @@ class BundleReader:
         return nbytes
 
     @staticmethod
-    def _slice_shape(
-        where: str, full: tuple[int, ...], extents: list[tuple[int, int | None]]
-    ) -> tuple[int, ...]:
+    def _slice_shape(where: str, full: tuple[int, ...], extents: list[Extent]) -> tuple[int, ...]:
         if len(extents) != len(full):
             raise CorruptCheckpointError(
                 f"{where}: slice rank {len(extents)} != tensor rank {len(full)}"
@@ -200,16 +226,23 @@ class BundleReader:
             shape.append(size)
         return tuple(shape)
 
+    def _stored_protos(self) -> list[EntryProto]:
+        out = [p for p in self._protos.values() if not p.slices]
+        return out + [stored for parts in self._slices.values() for _, stored in parts]
+
     def _check_shards(self) -> None:
         needed: dict[int, int] = {}
-        stored = [p for p in self._protos.values() if not p.slices]
-        for proto in [*stored, *self._slice_protos.values()]:
-            needed[proto.shard_id] = max(needed.get(proto.shard_id, 0), proto.offset + proto.size)
+        for proto in self._stored_protos():
+            end = proto.offset + proto.size
+            if end > needed.get(proto.shard_id, 0):
+                needed[proto.shard_id] = end
         for shard, end in sorted(needed.items()):
             path = data_path(self.prefix, shard, self.num_shards)
             try:
-                size = path.stat().st_size
-            except FileNotFoundError:
+                size = regular_stat(path, "data shard").st_size
+            except CheckpointNotFoundError:
+                if os.path.lexists(path):  # a dangling link, a permission problem
+                    raise
                 present = sorted(
                     p.name for p in self.prefix.parent.glob(self.prefix.name + ".data-*")
                 )
@@ -225,29 +258,52 @@ class BundleReader:
                 )
 
     # -- reading -------------------------------------------------------------------------------
-    def _map(self, shard: int) -> mmap.mmap | None:
-        if shard not in self._maps:
-            path = data_path(self.prefix, shard, self.num_shards)
-            handle = path.open("rb")
-            size = path.stat().st_size
-            self._maps[shard] = (
-                handle,
-                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else None,
+    def _fd(self, shard: int) -> int:
+        fd = self._fds.get(shard)
+        if fd is None:
+            fd = self._fds[shard] = open_regular(
+                data_path(self.prefix, shard, self.num_shards), "data shard"
             )
-        return self._maps[shard][1]
+        return fd
 
-    def _bytes(self, key: str, proto: EntryProto) -> np.ndarray[Any, np.dtype[np.uint8]]:
-        if proto.size == 0:
-            return np.zeros(0, np.uint8)
-        mapped = self._map(proto.shard_id)
-        if mapped is None:
-            raise CorruptCheckpointError(f"data shard {proto.shard_id} of {self.prefix} is empty")
-        if proto.offset + proto.size > len(mapped):  # the shard shrank after it was opened
-            raise CorruptCheckpointError(
-                f"{data_path(self.prefix, proto.shard_id, self.num_shards)} is {len(mapped)} bytes "
-                f"but entry {key!r} ends at byte {proto.offset + proto.size}. " + _FIX
-            )
+    def _truncated(self, key: str, proto: EntryProto, size: int) -> CorruptCheckpointError:
+        return CorruptCheckpointError(
+            f"{data_path(self.prefix, proto.shard_id, self.num_shards)} is {size} bytes but entry "
+            f"{key!r} ends at byte {proto.offset + proto.size}: the shard was truncated or "
+            "replaced after it was opened. " + _FIX
+        )
+
+    def _view(self, key: str, proto: EntryProto) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """The stored bytes as a view of the mapped shard, after checking the file still holds
+        them (the check makes truncation before the read a clean error; see ``copy=True``)."""
+        fd = self._fd(proto.shard_id)
+        end = proto.offset + proto.size
+        size = os.fstat(fd).st_size
+        mapped = self._maps.get(proto.shard_id)
+        if mapped is None and end <= size:
+            mapped = self._maps[proto.shard_id] = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        if mapped is None or end > size or end > len(mapped):
+            raise self._truncated(key, proto, size)
         return np.frombuffer(mapped, np.uint8, count=proto.size, offset=proto.offset)
+
+    def _copy(self, key: str, proto: EntryProto) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """The stored bytes read with ``pread`` into a new array (a short read is an error)."""
+        fd = self._fd(proto.shard_id)
+        out = np.empty(proto.size, np.uint8)
+        view = out.data  # a writable memoryview of the new array
+        done = 0
+        try:
+            while done < proto.size:
+                got = os.preadv(fd, [view[done:]], proto.offset + done)
+                if got <= 0:
+                    raise self._truncated(key, proto, os.fstat(fd).st_size)
+                done += got
+        except OSError as exc:
+            path = data_path(self.prefix, proto.shard_id, self.num_shards)
+            raise os_error(exc, path, "data shard") from None
+        finally:
+            view.release()
+        return out
 
     def _check_crc(self, key: str, proto: EntryProto, actual: int) -> None:
         if actual != unmask_crc(proto.crc32c):
@@ -265,10 +321,11 @@ class BundleReader:
                 "skip this key (it is not a variable value)"
             )
 
-    def _read_stored(self, key: str, proto: EntryProto, dtype: str) -> np.ndarray[Any, Any]:
-        self._check_numpy_form(key, dtype)
-        raw = self._bytes(key, proto)
-        if dtype == "string":
+    def _read_stored(
+        self, key: str, proto: EntryProto, dtype: str, copy: bool
+    ) -> np.ndarray[Any, Any]:
+        if dtype == "string":  # decoded into new bytes objects: always read as a copy
+            raw = self._copy(key, proto)
             try:
                 values, crc = decode_strings(raw, math.prod(proto.shape))
             except ValueError as exc:
@@ -277,36 +334,35 @@ class BundleReader:
                 ) from None
             self._check_crc(key, proto, crc)
             return values.reshape(proto.shape)
+        if proto.size == 0:
+            return np.zeros(proto.shape, numpy_dtype(dtype))
+        raw = self._copy(key, proto) if copy else self._view(key, proto)
         self._check_crc(key, proto, google_crc32c.value(raw))
         array = raw.view(numpy_dtype(dtype)).reshape(proto.shape)
         if self.big_endian:
-            array = array.view(array.dtype.newbyteorder(">")).astype(array.dtype)
+            array = array.byteswap(inplace=copy) if copy else array.byteswap()
         return array
 
-    def read(self, key: str) -> np.ndarray[Any, Any]:
+    def read(self, key: str, *, copy: bool = False) -> np.ndarray[Any, Any]:
         """Return the tensor stored under ``key`` (see :meth:`Checkpoint.read`)."""
         proto = self._protos[key]
         dtype = self.entries[key].dtype
-        if not proto.slices:
-            return self._read_stored(key, proto, dtype)
         self._check_numpy_form(key, dtype)
-        out = np.empty(proto.shape, dtype=numpy_dtype(dtype))
-        filled = np.zeros(proto.shape, dtype=bool)  # slices must tile the tensor exactly
-        for extents in proto.slices:
-            stored = self._slice_protos[encode_slice_key(key, extents)]
-            index = tuple(
-                slice(start, None if length is None else start + length)
-                for start, length in extents
-            )
-            if filled[index].any():
-                raise CorruptCheckpointError(
-                    f"{self.index_path}: partitioned entry {key!r}: slice {extents} overlaps "
-                    "another slice, so part of the tensor is never stored. " + _FIX
+        if key in self._broken:
+            raise CorruptCheckpointError(self._broken[key])
+        with corrupt_guard(f"{self.prefix}: entry {key!r}"):
+            if not proto.slices:
+                return self._read_stored(key, proto, dtype, copy)
+            # The slices were checked to tile the tensor exactly when the index was opened.
+            out = np.empty(proto.shape, dtype=numpy_dtype(dtype))
+            for extents, stored in self._slices[key]:
+                index = tuple(
+                    slice(start, None if length is None else start + length)
+                    for start, length in extents
                 )
-            filled[index] = True
-            out[index] = self._read_stored(key, stored, dtype)
-        out.flags.writeable = False
-        return out
+                out[index] = self._read_stored(key, stored, dtype, copy)
+            out.flags.writeable = copy
+            return out
 
     def raw_location(self, key: str) -> RawLocation | None:
         """Return where the raw bytes of ``key`` are, or None for sliced and string entries."""
@@ -319,9 +375,45 @@ class BundleReader:
 
     def close(self) -> None:
         """Unmap the shards (arrays still referencing a map keep it alive until they are freed)."""
-        for handle, mapped in self._maps.values():
-            if mapped is not None:
-                with contextlib.suppress(BufferError):  # numpy views still use it: freed with them
-                    mapped.close()
-            handle.close()
+        for mapped in self._maps.values():
+            with contextlib.suppress(BufferError):  # numpy views still use it: freed with them
+                mapped.close()
+        for fd in self._fds.values():
+            os.close(fd)
         self._maps.clear()
+        self._fds.clear()
+
+
+_MISSING = EntryProto(dtype=-1)
+
+
+def _overlap(where: str, boxes: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> str | None:
+    """Describe the first two (non-empty) boxes ``(starts, ends)`` that overlap, or None.
+
+    Sweeps along the axis with the most distinct starts, so slices along one axis (how
+    TensorFlow partitions) cost ``n log n``; a slice listed twice overlaps itself.
+    """
+    if len(boxes) < 2:
+        return None
+    axis = max(range(len(boxes[0][0])), key=lambda d: len({b[0][d] for b in boxes}), default=0)
+    rank = len(boxes[0][0])
+    ordered = sorted(boxes, key=lambda b: b[0][axis] if rank else 0)
+    active: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    checks = 0
+    for box in ordered:
+        if rank:
+            active = [a for a in active if a[1][axis] > box[0][axis]]
+        for other in active:
+            checks += 1
+            if all(other[0][d] < box[1][d] and box[0][d] < other[1][d] for d in range(rank)):
+                return (
+                    f"{where}: slice at {list(box[0])} overlaps the slice at {list(other[0])}, "
+                    "so part of the tensor is never stored. " + _FIX
+                )
+        if checks > _MAX_PAIR_CHECKS:
+            raise UnsupportedCheckpointError(
+                f"{where}: {len(boxes)} slices are too many to check for overlaps; "
+                "ckptbridge reads variables split into at most a few thousand slices."
+            )
+        active.append(box)
+    return None

@@ -18,20 +18,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ckptbridge.format._proto import (
+    BYTES,
+    FIXED32,
+    FIXED64,
+    PACKABLE,
+    VARINT,
     ProtoError,
     as_bytes,
     as_int,
+    as_int32,
     as_int64,
     field_bytes,
     field_fixed32,
     field_varint,
-    iter_fields,
+    known_fields,
+    packed_ints,
+    read_varint,
 )
 
 Extent = tuple[int, int | None]  # (start, length); length None = the whole dimension
 
 
-@dataclass
+@dataclass(slots=True)
 class EntryProto:
     """A decoded ``BundleEntryProto``."""
 
@@ -52,22 +60,103 @@ class HeaderProto:
     endianness: int = 0
     producer: int = 0
     min_consumer: int = 0
+    bad_consumers: tuple[int, ...] = ()
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    byte = buf[pos]  # an IndexError past the end becomes a ProtoError in the callers
+    if byte < 0x80:
+        return byte, pos + 1
+    return read_varint(buf, pos)
+
+
+def _int64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _skip(buf: bytes, pos: int, tag: int) -> int:
+    """Skip the value of an unknown field (or a known one with another wire type) at ``pos``."""
+    wire = tag & 7
+    if tag >> 3 == 0 or tag >> 32:
+        raise ProtoError(f"invalid field tag {tag} before byte {pos}")
+    if wire == VARINT:
+        return read_varint(buf, pos)[1]
+    if wire == BYTES:
+        size, pos = read_varint(buf, pos)
+        end = pos + size
+    elif wire in (FIXED32, FIXED64):
+        end = pos + (4 if wire == FIXED32 else 8)
+    else:
+        raise ProtoError(f"unsupported wire type {wire} for field {tag >> 3}")
+    if end > len(buf):
+        raise ProtoError(f"field {tag >> 3} runs past the end of its message")
+    return end
+
+
+def _bytes_field(buf: bytes, pos: int) -> tuple[bytes, int]:
+    size, pos = _varint(buf, pos)
+    end = pos + size
+    if end > len(buf):
+        raise ProtoError(f"a field claims {size} bytes, only {len(buf) - pos} remain")
+    return buf[pos:end], end
+
+
+def _tag(buf: bytes, pos: int) -> tuple[int, int]:
+    tag = buf[pos]
+    if tag < 0x80:
+        return tag, pos + 1
+    return read_varint(buf, pos, limit=5)
+
+
+_SHAPES: dict[bytes, tuple[int, ...]] = {}  # checkpoints repeat a few shapes many times
+_MAX_CACHED = 1 << 16
 
 
 def decode_shape(data: bytes) -> tuple[int, ...]:
-    """Decode a ``TensorShapeProto``; unknown rank or negative sizes raise :class:`ProtoError`."""
+    """Decode a ``TensorShapeProto``; unknown rank or negative sizes raise :class:`ProtoError`.
+
+    Example::
+
+        >>> decode_shape(encode_shape((3, 0, 2)))
+        (3, 0, 2)
+    """
+    shape = _SHAPES.get(data)
+    if shape is None:
+        try:
+            shape = _decode_shape(data)
+        except IndexError:
+            raise ProtoError("shape: a field runs past the end of its message") from None
+        if len(_SHAPES) < _MAX_CACHED:
+            _SHAPES[data] = shape
+    return shape
+
+
+def _decode_shape(data: bytes) -> tuple[int, ...]:
     dims: list[int] = []
-    for number, _, value in iter_fields(data):
-        if number == 2:
+    unknown_rank = 0
+    pos, end = 0, len(data)
+    while pos < end:
+        tag, pos = _tag(data, pos)
+        if tag == 0x12:  # dim {size=1, name=2}
+            body, pos = _bytes_field(data, pos)
             size = 0
-            for sub, _, sub_value in iter_fields(as_bytes(value, "shape.dim")):
-                if sub == 1:
-                    size = as_int64(sub_value, "shape.dim.size")
+            sub = 0
+            while sub < len(body):
+                sub_tag, sub = _tag(body, sub)
+                if sub_tag == 0x08:
+                    value, sub = _varint(body, sub)
+                    size = _int64(value)
+                else:
+                    sub = _skip(body, sub, sub_tag)
             if size < 0:
                 raise ProtoError(f"shape has a dimension of size {size}")
             dims.append(size)
-        elif number == 3 and as_int(value, "shape.unknown_rank"):
-            raise ProtoError("shape has unknown rank")
+        elif tag == 0x18:  # unknown_rank (bool)
+            unknown_rank, pos = _varint(data, pos)
+        else:
+            pos = _skip(data, pos, tag)
+    if unknown_rank:
+        raise ProtoError("shape has unknown rank")
     return tuple(dims)
 
 
@@ -78,14 +167,12 @@ def encode_shape(shape: tuple[int, ...]) -> bytes:
 
 def _decode_slice(data: bytes) -> list[Extent]:
     extents: list[Extent] = []
-    for number, _, value in iter_fields(data):
-        if number != 1:
-            continue
+    for _, value in known_fields(data, {1: BYTES}):
         start, length = 0, None
-        for sub, _, sub_value in iter_fields(as_bytes(value, "slice.extent")):
+        for sub, sub_value in known_fields(as_bytes(value, "slice.extent"), {1: VARINT, 2: VARINT}):
             if sub == 1:
                 start = as_int64(sub_value, "slice.extent.start")
-            elif sub == 2:
+            else:
                 length = as_int64(sub_value, "slice.extent.length")
         extents.append((start, length))
     return extents
@@ -103,29 +190,53 @@ def encode_slice(extents: list[Extent]) -> bytes:
 
 
 def decode_entry(data: bytes) -> EntryProto:
-    """Decode a ``BundleEntryProto``.
+    """Decode a ``BundleEntryProto`` exactly as protobuf does: the last scalar wins, repeated
+    ``shape`` messages merge, fields with an unexpected wire type are skipped as unknown.
 
     Example::
 
         >>> decode_entry(encode_entry(EntryProto(dtype=1, shape=(2,), size=8))).shape
         (2,)
     """
+    try:
+        return _decode_entry(data)
+    except IndexError:
+        raise ProtoError("entry: a field runs past the end of its message") from None
+
+
+def _decode_entry(data: bytes) -> EntryProto:
     entry = EntryProto()
-    for number, _, value in iter_fields(data):
-        if number == 1:
-            entry.dtype = as_int(value, "entry.dtype")
-        elif number == 2:
-            entry.shape = decode_shape(as_bytes(value, "entry.shape"))
-        elif number == 3:
-            entry.shard_id = as_int64(value, "entry.shard_id")
-        elif number == 4:
-            entry.offset = as_int64(value, "entry.offset")
-        elif number == 5:
-            entry.size = as_int64(value, "entry.size")
-        elif number == 6:
-            entry.crc32c = as_int(value, "entry.crc32c")
-        elif number == 7:
-            entry.slices.append(_decode_slice(as_bytes(value, "entry.slices")))
+    shape = b""
+    pos, end = 0, len(data)
+    while pos < end:
+        tag, pos = _tag(data, pos)
+        if tag == 0x08:  # dtype (enum, int32)
+            value, pos = _varint(data, pos)
+            entry.dtype = as_int32(value)
+        elif tag == 0x12:  # shape: repeated occurrences of a message field merge
+            body, pos = _bytes_field(data, pos)
+            shape += body
+        elif tag == 0x18:  # shard_id (int32)
+            value, pos = _varint(data, pos)
+            entry.shard_id = as_int32(value)
+        elif tag == 0x20:  # offset (int64)
+            value, pos = _varint(data, pos)
+            entry.offset = _int64(value)
+        elif tag == 0x28:  # size (int64)
+            value, pos = _varint(data, pos)
+            entry.size = _int64(value)
+        elif tag == 0x35:  # crc32c (fixed32)
+            if pos + 4 > end:
+                raise ProtoError("entry.crc32c is truncated")
+            entry.crc32c = int.from_bytes(data[pos : pos + 4], "little")
+            pos += 4
+        elif tag == 0x3A:  # slices (repeated TensorSliceProto)
+            body, pos = _bytes_field(data, pos)
+            entry.slices.append(_decode_slice(body))
+        else:
+            pos = _skip(data, pos, tag)
+    if shape:
+        entry.shape = decode_shape(shape)
     return entry
 
 
@@ -144,19 +255,31 @@ def encode_entry(entry: EntryProto) -> bytes:
 
 
 def decode_header(data: bytes) -> HeaderProto:
-    """Decode a ``BundleHeaderProto``."""
+    """Decode a ``BundleHeaderProto`` (fields with an unexpected wire type are skipped).
+
+    Example::
+
+        >>> decode_header(encode_header(2)).num_shards
+        2
+    """
     header = HeaderProto()
-    for number, _, value in iter_fields(data):
+    version = b""
+    for number, value in known_fields(data, {1: VARINT, 2: VARINT, 3: BYTES}):
         if number == 1:
-            header.num_shards = as_int64(value, "header.num_shards")
+            header.num_shards = as_int32(as_int(value, "header.num_shards"))
         elif number == 2:
-            header.endianness = as_int(value, "header.endianness")
-        elif number == 3:
-            for sub, _, sub_value in iter_fields(as_bytes(value, "header.version")):
-                if sub == 1:
-                    header.producer = as_int64(sub_value, "version.producer")
-                elif sub == 2:
-                    header.min_consumer = as_int64(sub_value, "version.min_consumer")
+            header.endianness = as_int32(as_int(value, "header.endianness"))
+        else:
+            version += as_bytes(value, "header.version")  # a repeated message field merges
+    bad: list[int] = []
+    for sub, sub_value in known_fields(version, {1: VARINT, 2: VARINT, 3: PACKABLE}):
+        if sub == 1:
+            header.producer = as_int32(as_int(sub_value, "version.producer"))
+        elif sub == 2:
+            header.min_consumer = as_int32(as_int(sub_value, "version.min_consumer"))
+        else:
+            bad += [as_int32(v) for v in packed_ints(sub_value, "version.bad_consumers")]
+    header.bad_consumers = tuple(bad)
     return header
 
 
@@ -199,7 +322,12 @@ def encode_slice_key(name: str, extents: list[Extent]) -> bytes:
         >>> encode_slice_key("w", [(0, None)])[-2:]
         b'\\x80\\x7f'
     """
-    escaped = b"".join(_ESCAPES.get(byte, bytes([byte])) for byte in name.encode("utf-8"))
+    return slice_key(name.encode("utf-8"), extents)
+
+
+def slice_key(name: bytes, extents: list[Extent]) -> bytes:
+    """:func:`encode_slice_key` of a name given as the raw bytes of its table key."""
+    escaped = b"".join(_ESCAPES.get(byte, bytes([byte])) for byte in name)
     out = _num_increasing(0) + escaped + b"\x00\x01" + _num_increasing(len(extents))
     for start, length in extents:
         out += _signed_increasing(start) + _signed_increasing(-1 if length is None else length)

@@ -18,8 +18,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ckptbridge._errors import CorruptCheckpointError, EntryNotFoundError
+from ckptbridge._errors import (
+    CheckpointNotFoundError,
+    CkptBridgeError,
+    CorruptCheckpointError,
+    EntryNotFoundError,
+)
 from ckptbridge.format._bundle import BundleReader
+from ckptbridge.format._files import META_LIMIT, corrupt_guard, is_regular, read_regular
 from ckptbridge.format._keras import KerasReader, is_keras_file
 from ckptbridge.format._meta import MetaInfo
 from ckptbridge.format._objgraph import ObjectGraph
@@ -52,7 +58,7 @@ class Checkpoint:
         self.prefix = prefix
         self.warnings = list(warnings)
         self._reader: _Reader
-        if prefix.with_name(prefix.name + ".index").is_file():
+        if is_regular(prefix.with_name(prefix.name + ".index")):
             self._reader = BundleReader(prefix)
             self.kind = (
                 CheckpointKind.TF2
@@ -118,19 +124,32 @@ class Checkpoint:
             raise EntryNotFoundError(f"{key!r} is not an entry of checkpoint {self.prefix}.{hint}")
         return entry
 
-    def read(self, key: str) -> np.ndarray[Any, Any]:
-        """Return the tensor under ``key`` (or a TF2 path that reaches it, see :meth:`stored_key`):
-        read-only, sharing the mapped file where possible.
+    def read(self, key: str, *, copy: bool = False) -> np.ndarray[Any, Any]:
+        """Return the tensor under ``key`` (or a TF2 path that reaches it, see :meth:`stored_key`).
 
-        CRC32C is verified; partitioned entries are assembled; bfloat16 uses ``ml_dtypes``;
-        strings come back as an object array of ``bytes``. Raises :class:`EntryNotFoundError` (a ``KeyError``) for unknown keys.
+        By default the array is a read-only *view* of the memory-mapped data shard: no copy, and
+        the page cache is shared. A view reads the file each time you touch it, so it is only as
+        stable as the file: checkpoints are normally never modified in place, but if another
+        process truncates or rewrites the shard while you hold a view, touching the view can
+        crash the process (SIGBUS) or show the new bytes. With ``copy=True`` the tensor is read
+        with ``pread`` into a new, writable array that owns its memory: a file truncated
+        underneath then gives a :class:`~ckptbridge.CorruptCheckpointError`, never a crash.
+
+        CRC32C is verified; partitioned entries are assembled (always a new array); bfloat16 uses
+        ``ml_dtypes``; strings come back as an object array of ``bytes``. Raises
+        :class:`EntryNotFoundError` (a ``KeyError``) for unknown keys.
 
         Example::
 
             ckpt.read("global_step").item()
+            kernel = ckpt.read("dense/kernel", copy=True)   # independent of the file
         """
         self._entry(key)
-        return self._reader.read(self.stored_key(key))
+        stored = self.stored_key(key)
+        if isinstance(self._reader, BundleReader):
+            return self._reader.read(stored, copy=copy)
+        array = self._reader.read(stored)  # V1 and Keras readers: copy unless already owned
+        return np.array(array) if copy and not array.flags.writeable else array
 
     def raw_location(self, key: str) -> RawLocation | None:
         """Where the raw bytes of ``key`` are; None for sliced, string and V1 entries.
@@ -160,30 +179,50 @@ class Checkpoint:
         """The decoded TF2 object graph, or None for name-based checkpoints."""
         if OBJECT_GRAPH_KEY not in self.entries:
             return None
-        data = self.read(OBJECT_GRAPH_KEY).reshape(-1)
-        try:
-            return ObjectGraph.decode(bytes(data[0]) if data.size else b"")
-        except (ProtoError, ValueError) as exc:
+        entry = self.entries[OBJECT_GRAPH_KEY]
+        if entry.dtype != "string" or entry.size != 1:
             raise CorruptCheckpointError(
-                f"{self.prefix}: the {OBJECT_GRAPH_KEY} entry does not decode as a "
-                f"TrackableObjectGraph ({exc}). Read the tensors by key instead."
-            ) from None
+                f"{self.prefix}: the {OBJECT_GRAPH_KEY} entry holds {entry.dtype} "
+                f"{list(entry.shape)}, expected a string scalar (a serialized TrackableObjectGraph). "
+                "The checkpoint is damaged; read the tensors by key instead."
+            )
+        value = self.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
+        with corrupt_guard(f"{self.prefix}: {OBJECT_GRAPH_KEY}"):
+            try:
+                return ObjectGraph.decode(bytes(value))
+            except (ProtoError, ValueError) as exc:
+                raise CorruptCheckpointError(
+                    f"{self.prefix}: the {OBJECT_GRAPH_KEY} entry does not decode as a "
+                    f"TrackableObjectGraph ({exc}). Read the tensors by key instead."
+                ) from None
 
     @cached_property
     def meta(self) -> MetaInfo | None:
         """Facts from ``<prefix>.meta`` when present; a damaged ``.meta`` adds a warning instead."""
         path = self.prefix.with_name(self.prefix.name + ".meta")
-        if not path.is_file():  # sharded V1 files ("export-00000-of-00001") keep "export.meta"
+        if not os.path.exists(
+            path
+        ):  # sharded V1 files ("export-00000-of-00001") keep "export.meta"
             path = self.prefix.with_name(
                 re.sub(r"-\d{5}-of-\d{5}$", "", self.prefix.name) + ".meta"
             )
         try:
-            data = path.read_bytes()
-        except OSError:
+            data = read_regular(path, META_LIMIT, ".meta file")
+        except CheckpointNotFoundError:
+            return None
+        except CkptBridgeError as exc:
+            self.warnings.append(f"{exc} Ignoring the .meta file.")
             return None
         try:
             return MetaInfo.decode(data)
-        except (ProtoError, ValueError) as exc:
+        except (
+            ValueError,
+            TypeError,
+            IndexError,
+            OverflowError,
+            MemoryError,
+            RecursionError,
+        ) as exc:
             self.warnings.append(
                 f"{path} could not be decoded as a MetaGraphDef ({exc}); ignoring it"
             )

@@ -15,7 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ckptbridge.format._dtypes import dtype_label
-from ckptbridge.format._proto import as_bytes, as_int, as_int64, iter_fields, packed_ints
+from ckptbridge.format._proto import (
+    BYTES,
+    PACKABLE,
+    VARINT,
+    as_bytes,
+    as_int,
+    as_int64,
+    known_fields,
+    packed_ints,
+)
 
 VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp"})
 # bytes_list collections that hold VariableDef protos
@@ -55,7 +64,7 @@ class MetaInfo:
         info = cls()
         nodes: list[tuple[str, str, dict[str, bytes]]] = []
         var_defs: dict[str, tuple[bool, SaveSlice | None]] = {}
-        for number, _, value in iter_fields(data):
+        for number, value in known_fields(data, {1: BYTES, 2: BYTES, 4: BYTES}):
             if number == 1:
                 info.tf_version = _meta_version(as_bytes(value, "meta_info_def"))
             elif number == 2:
@@ -83,7 +92,7 @@ def _text(value: object) -> str:
 
 
 def _meta_version(data: bytes) -> str | None:
-    for number, _, value in iter_fields(data):
+    for number, value in known_fields(data, {5: BYTES}):
         if number == 5:
             return _text(value) or None
     return None
@@ -91,12 +100,10 @@ def _meta_version(data: bytes) -> str | None:
 
 def _graph_nodes(data: bytes) -> list[tuple[str, str, dict[str, bytes]]]:
     out = []
-    for number, _, value in iter_fields(data):
-        if number != 1:
-            continue
+    for _, value in known_fields(data, {1: BYTES}):
         name = op = ""
         attrs: dict[str, bytes] = {}
-        for sub, _, sub_value in iter_fields(as_bytes(value, "node")):
+        for sub, sub_value in known_fields(as_bytes(value, "node"), {1: BYTES, 2: BYTES, 5: BYTES}):
             if sub == 1:
                 name = _text(sub_value)
             elif sub == 2:
@@ -110,7 +117,7 @@ def _graph_nodes(data: bytes) -> list[tuple[str, str, dict[str, bytes]]]:
 
 def _map_entry(data: bytes) -> tuple[str, bytes]:
     key, val = "", b""
-    for number, _, value in iter_fields(data):
+    for number, value in known_fields(data, {1: BYTES, 2: BYTES}):
         if number == 1:
             key = _text(value)
         elif number == 2:
@@ -119,7 +126,7 @@ def _map_entry(data: bytes) -> tuple[str, bytes]:
 
 
 def _attr_dtype(attr: bytes | None) -> str:
-    for number, _, value in iter_fields(attr or b""):
+    for number, value in known_fields(attr or b"", {6: VARINT}):
         if number == 6:
             return dtype_label(as_int(value, "attr.type"), "unknown")
     return "unknown"
@@ -127,16 +134,12 @@ def _attr_dtype(attr: bytes | None) -> str:
 
 def _attr_shape(attr: bytes | None) -> tuple[int, ...]:
     dims: list[int] = []
-    for number, _, value in iter_fields(attr or b""):
-        if number != 7:
-            continue
-        for sub, _, sub_value in iter_fields(as_bytes(value, "attr.shape")):
-            if sub == 2:
-                size = 0
-                for f, _, v in iter_fields(as_bytes(sub_value, "dim")):
-                    if f == 1:
-                        size = as_int64(v, "dim.size")
-                dims.append(size)
+    for _, value in known_fields(attr or b"", {7: BYTES}):
+        for _, sub_value in known_fields(as_bytes(value, "attr.shape"), {2: BYTES}):
+            size = 0
+            for _, v in known_fields(as_bytes(sub_value, "dim"), {1: VARINT}):
+                size = as_int64(v, "dim.size")
+            dims.append(size)
     return tuple(dims)
 
 
@@ -144,11 +147,10 @@ def _collection(
     data: bytes, var_defs: dict[str, tuple[bool, SaveSlice | None]]
 ) -> tuple[str, list[str] | None]:
     name, body = _map_entry(data)
-    for number, _, value in iter_fields(body):
+    for number, value in known_fields(body, {1: BYTES, 2: BYTES}):
         values = [
             as_bytes(v, "collection value")
-            for f, _, v in iter_fields(as_bytes(value, "list"))
-            if f == 1
+            for _, v in known_fields(as_bytes(value, "list"), {1: BYTES})
         ]
         if number == 1:
             return name, [_text(v).split(":")[0] for v in values]
@@ -165,7 +167,7 @@ def _collection(
 
 def _variable_def(data: bytes) -> tuple[str, bool, SaveSlice | None]:
     name, trainable, save_slice = "", False, None
-    for number, _, value in iter_fields(data):
+    for number, value in known_fields(data, {1: BYTES, 4: BYTES, 7: VARINT}):
         if number == 1:
             name = _text(value).split(":")[0]
         elif number == 7:
@@ -178,7 +180,7 @@ def _variable_def(data: bytes) -> tuple[str, bool, SaveSlice | None]:
 def _save_slice(data: bytes) -> SaveSlice:
     full_name = ""
     lists: dict[int, list[int]] = {2: [], 3: [], 4: []}
-    for number, _, value in iter_fields(data):
+    for number, value in known_fields(data, {1: BYTES, 2: PACKABLE, 3: PACKABLE, 4: PACKABLE}):
         if number == 1:
             full_name = _text(value)
         elif number in lists:

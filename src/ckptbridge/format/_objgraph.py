@@ -17,12 +17,16 @@ from dataclasses import dataclass, field, replace
 
 from ckptbridge._errors import CorruptCheckpointError
 from ckptbridge.format._proto import (
+    BYTES,
+    VARINT,
     ProtoError,
     as_bytes,
+    as_int32,
     encode_field,
     field_bytes,
     field_varint,
     iter_fields,
+    known_fields,
 )
 
 VARIABLE_VALUE = "VARIABLE_VALUE"
@@ -78,11 +82,11 @@ class ObjNode:
 def _fields(data: bytes) -> tuple[dict[int, int], dict[int, str]]:
     numbers: dict[int, int] = {}
     texts: dict[int, str] = {}
-    for number, _, value in iter_fields(data):
-        if isinstance(value, bytes):
+    for number, wire, value in iter_fields(data):  # a field in the wrong wire type is unknown
+        if wire == BYTES and isinstance(value, bytes):
             texts[number] = value.decode("utf-8", "replace")
-        else:
-            numbers[number] = value
+        elif wire == VARINT and isinstance(value, int):
+            numbers[number] = as_int32(value)
     return numbers, texts
 
 
@@ -90,7 +94,9 @@ def _decode_node(data: bytes) -> ObjNode:
     node = ObjNode()
     extra = b""
     for number, wire, value in iter_fields(data):
-        if number == 1:
+        if wire != BYTES:
+            extra += encode_field(number, wire, value)
+        elif number == 1:
             ints, texts = _fields(as_bytes(value, "children"))
             node.children.append((ints.get(1, 0), texts.get(2, "")))
         elif number == 2:
@@ -137,7 +143,7 @@ class ObjectGraph:
 
             graph = ObjectGraph.decode(checkpoint.read("_CHECKPOINTABLE_OBJECT_GRAPH").item())
         """
-        nodes = [_decode_node(as_bytes(v, "nodes")) for n, _, v in iter_fields(data) if n == 1]
+        nodes = [_decode_node(as_bytes(v, "nodes")) for _, v in known_fields(data, {1: BYTES})]
         if not nodes:
             raise ProtoError("the object graph has no nodes")
         return cls(nodes)

@@ -2,7 +2,11 @@
 
 Only what checkpoints need: varints, length-delimited fields and fixed32/fixed64. Every read is
 bounds-checked and raises :class:`ProtoError` (a ``ValueError``) on malformed input; callers turn it
-into a :class:`~ckptbridge.CorruptCheckpointError` naming the file::
+into a :class:`~ckptbridge.CorruptCheckpointError` naming the file.
+
+Decoders read known fields through :func:`known_fields`, which applies protobuf's rule for a field
+that arrives with another wire type than its declaration: it is an unknown field, skipped, never
+reinterpreted (a fixed32 ``endianness`` is not an integer ``endianness``)::
 
     >>> list(iter_fields(field_varint(1, 150)))
     [(1, 0, 150)]
@@ -75,6 +79,41 @@ def iter_fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, FieldValue]
         else:
             raise ProtoError(f"unsupported wire type {wire} for field {number}")
         yield number, wire, value
+
+
+def known_fields(
+    buf: bytes | memoryview, wires: dict[int, int]
+) -> Iterator[tuple[int, FieldValue]]:
+    """Yield ``(field_number, value)`` for the fields declared in ``wires`` (number -> wire type)
+    that arrive with that wire type; everything else is skipped as protobuf skips unknown fields.
+
+    A packable repeated scalar (declared ``VARINT``) is also yielded when it arrives packed
+    (``BYTES``), as protobuf accepts both; decode it with :func:`packed_ints`.
+
+    Example::
+
+        >>> list(known_fields(field_fixed32(2, 1) + field_varint(2, 0), {2: VARINT}))
+        [(2, 0)]
+    """
+    for number, wire, value in iter_fields(buf):
+        expected = wires.get(number)
+        if expected == wire or (expected == PACKABLE and wire in (VARINT, BYTES)):
+            yield number, value
+
+
+PACKABLE = -1  # for known_fields: a repeated varint scalar, packed or not
+
+
+def as_int32(value: int) -> int:
+    """An ``int32``/enum field as protobuf reads it from a varint: the low 32 bits, signed.
+
+    Example::
+
+        >>> as_int32((1 << 32) + 5), as_int32(0xFFFFFFFF)
+        (5, -1)
+    """
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def as_bytes(value: FieldValue, what: str) -> bytes:

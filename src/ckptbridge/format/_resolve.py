@@ -15,6 +15,7 @@ import struct
 from pathlib import Path
 
 from ckptbridge._errors import CheckpointNotFoundError, CkptBridgeError
+from ckptbridge.format._files import is_directory, is_regular, open_regular
 from ckptbridge.format._keras import KERAS_SUFFIXES
 from ckptbridge.format._state import STATE_FILE, read_state_file
 from ckptbridge.format._table import MAGIC
@@ -45,45 +46,48 @@ def strip_suffix(path: Path) -> Path:
 
 
 def has_table_magic(path: Path) -> bool:
-    """True when ``path`` is a file ending with the LevelDB table magic (V1 files, indexes)."""
+    """True when ``path`` is a regular file ending with the LevelDB table magic (V1 files,
+    indexes). Never blocks: FIFOs and devices are refused before they are opened."""
     try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            if handle.tell() < 48:
-                return False
-            handle.seek(-8, os.SEEK_END)
-            return bool(struct.unpack("<Q", handle.read(8))[0] == MAGIC)
-    except OSError:
+        fd = open_regular(path, "checkpoint file")
+    except CkptBridgeError:
         return False
+    try:
+        size = os.fstat(fd).st_size
+        return size >= 48 and struct.unpack("<Q", os.pread(fd, 8, size - 8))[0] == MAGIC
+    except (OSError, struct.error):
+        return False
+    finally:
+        os.close(fd)
 
 
 def _exists(candidate: Path) -> bool:
-    return candidate.with_name(candidate.name + ".index").is_file() or candidate.is_file()
+    return is_regular(candidate.with_name(candidate.name + ".index")) or is_regular(candidate)
 
 
 def _sort_key(path: Path) -> tuple[float, int, str]:
     index = path.with_name(path.name + ".index")
-    stat_path = index if index.is_file() else path
     step = _STEP.search(path.name)
-    return stat_path.stat().st_mtime, int(step.group(1)) if step else -1, path.name
+    try:
+        mtime = os.stat(index if is_regular(index) else path).st_mtime
+    except OSError:
+        mtime = 0.0
+    return mtime, int(step.group(1)) if step else -1, path.name
 
 
 def newest_checkpoint(directory: Path) -> tuple[Path | None, int]:
     """Return the newest checkpoint in ``directory`` (bundles first, then V1 files) and a count."""
-    bundles = [
-        p.with_name(p.name[: -len(".index")]) for p in directory.glob("*.index") if p.is_file()
-    ]
+    try:
+        indexes = list(directory.glob("*.index"))
+        bundles = [p.with_name(p.name[: -len(".index")]) for p in indexes if is_regular(p)]
+        listed = [] if bundles else sorted(directory.iterdir())[:_MAX_SCAN]
+    except OSError:
+        return None, 0
     if not bundles:
-        files = [
-            p
-            for p in sorted(directory.iterdir())[:_MAX_SCAN]
-            if p.is_file() and not _NOT_V1.search(p.name)
-        ]
+        files = [p for p in listed if is_regular(p) and not _NOT_V1.search(p.name)]
         bundles = [p for p in files if has_table_magic(p)]
     if not bundles:
-        bundles = [
-            p for p in directory.iterdir() if p.is_file() and p.name.endswith(KERAS_SUFFIXES)
-        ]
+        bundles = [p for p in listed if is_regular(p) and p.name.endswith(KERAS_SUFFIXES)]
     if not bundles:
         return None, 0
     return max(bundles, key=_sort_key), len(bundles)
@@ -92,7 +96,7 @@ def newest_checkpoint(directory: Path) -> tuple[Path | None, int]:
 def saved_model_variables(directory: Path) -> Path | None:
     """The variables bundle prefix of a SavedModel directory (``variables/variables``), or None."""
     prefix = directory / SAVED_MODEL_VARIABLES
-    return prefix if prefix.with_name("variables.index").is_file() else None
+    return prefix if is_regular(prefix.with_name("variables.index")) else None
 
 
 def not_a_checkpoint_hint(path: Path) -> str:
@@ -183,13 +187,13 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[Path, list[str]]:
         prefix, warnings = resolve_checkpoint("old/model.ckpt-1000.index")
     """
     given = Path(os.fspath(path)).expanduser()
-    if given.is_dir():
+    if is_directory(given):
         return _resolve_dir(given)
     stripped = strip_suffix(given)
     if stripped != given:
         if _exists(stripped):
             return stripped, []
-        if given.is_file():  # a .data-*/.meta file whose index is gone: not a V1 file
+        if is_regular(given):  # a .data-*/.meta file whose index is gone: not a V1 file
             raise CheckpointNotFoundError(
                 f"{given.name} belongs to the checkpoint {stripped}, but its index "
                 f"{stripped.name}.index is missing; a bundle cannot be read without it. Copy the "

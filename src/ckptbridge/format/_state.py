@@ -13,11 +13,13 @@ import codecs
 import os
 import re
 import secrets
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckptbridge._errors import CorruptCheckpointError
+from ckptbridge._errors import CkptBridgeError, CorruptCheckpointError
+from ckptbridge.format._files import STATE_LIMIT, read_regular
 
 STATE_FILE = "checkpoint"
 _LINE = re.compile(r'^\s*(\w+)\s*:\s*("(?:[^"\\]|\\.)*"|[-+0-9.eE]+)\s*$')
@@ -53,13 +55,18 @@ def read_state_file(directory: str | os.PathLike[str]) -> CheckpointState | None
     """
     path = Path(directory) / STATE_FILE
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        if stat.S_ISDIR(os.stat(path).st_mode):
+            return None
+    except (FileNotFoundError, NotADirectoryError):  # no state file (a dangling link: none)
         return None
-    except OSError as exc:  # permissions, a symlink loop, an I/O error
+    except (OSError, ValueError):
+        pass  # reported by read_regular below, with the path and a fix
+    try:
+        text = read_regular(path, STATE_LIMIT, "state file").decode("utf-8", "replace")
+    except CkptBridgeError as exc:  # a FIFO or device, too large, permissions, a symlink loop
         raise CorruptCheckpointError(
-            f"state file {path} cannot be read ({exc.strerror or exc}). Fix or delete it, or pass "
-            "the checkpoint prefix instead of the directory."
+            f"{exc} Fix or delete the state file, or pass the checkpoint prefix instead of the "
+            "directory."
         ) from None
     current: str | None = None
     every: list[str] = []

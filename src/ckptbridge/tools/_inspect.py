@@ -144,11 +144,17 @@ def inspect(path: str | os.PathLike[str]) -> CheckpointInfo:
 _NO_NUMPY_FORM = ("resource", "variant")
 
 
-def load_variables(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
-    """Read every entry except the object graph into independent, writable numpy arrays.
+def load_variables(
+    path: str | os.PathLike[str], *, copy: bool = True
+) -> dict[str, np.ndarray[Any, Any]]:
+    """Read every entry except the object graph into numpy arrays.
 
-    Entries with no numpy form (``variant``/``resource`` dtypes, e.g. saved iterator state) are
-    left out; :func:`inspect` lists them.
+    With ``copy=True`` (the default) each array is independent and writable, read with ``pread``:
+    a file truncated meanwhile gives a ckptbridge error. ``copy=False`` returns read-only views of
+    the memory-mapped shards (no copy, faster): only for files nobody modifies while you hold the
+    views (see :meth:`ckptbridge.format.Checkpoint.read`). Entries with no numpy form
+    (``variant``/``resource`` dtypes, e.g. saved iterator state) are left out; :func:`inspect`
+    lists them.
 
     Example::
 
@@ -157,7 +163,7 @@ def load_variables(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, An
     """
     with open_checkpoint(Path(os.fspath(path))) as ckpt:
         return {
-            key: np.array(ckpt.read(key))
+            key: ckpt.read(key, copy=copy)
             for key, entry in ckpt.entries.items()
             if key != OBJECT_GRAPH_KEY and not entry.dtype.startswith(_NO_NUMPY_FORM)
         }
