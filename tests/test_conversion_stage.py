@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ckptbridge.conversion import convert
 from ckptbridge.conversion._stage import OLD_MARK, STAGE_PREFIX, clean_stale_stages
@@ -181,3 +182,55 @@ def test_a_replacement_cut_short_is_put_back_by_the_next_run(tmp_path: Path) -> 
     assert not list(out.glob(f"*{OLD_MARK}*"))
     with open_checkpoint(out / "model.ckpt-4") as ckpt:
         assert int(ckpt.read("global_step")) == 4
+
+
+def test_remote_output_is_published_data_first_index_then_state_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ckptbridge.format._storage import FsspecStore
+    from remote_servers import moto_s3
+
+    src = _write_run(tmp_path / "run")
+    written: list[str] = []
+    failed: list[str] = []
+    put, write_bytes = FsspecStore.put, FsspecStore.write_bytes
+
+    def recording_put(self: FsspecStore, local: Path, path: object) -> None:
+        if "model.ckpt-3.index" in str(path) and not failed:  # the link drops, once
+            failed.append(str(path))
+            raise OSError("connection reset (simulated)")
+        put(self, local, path)  # type: ignore[arg-type]
+        written.append(str(path).rsplit("/", 1)[-1])
+
+    def recording_write(self: FsspecStore, path: object, data: bytes) -> None:
+        write_bytes(self, path, data)  # type: ignore[arg-type]
+        written.append(str(path).rsplit("/", 1)[-1])
+
+    monkeypatch.setattr(FsspecStore, "put", recording_put)
+    monkeypatch.setattr(FsspecStore, "write_bytes", recording_write)
+    with moto_s3():
+        report = convert(src, "s3://ckpts/out", target=src / "model.ckpt-4")
+        assert report.counts() == {"converted": 3, "skipped": 0, "failed": 1}
+        for step in (1, 2, 4):
+            data = max(i for i, w in enumerate(written) if w.startswith(f"model.ckpt-{step}.data-"))
+            fingerprint = written.index(f".model.ckpt-{step}.ckptbridge.json")
+            assert data < fingerprint < written.index(f"model.ckpt-{step}.index")
+        assert written[-1] == "checkpoint" and written.count("checkpoint") == 1
+        state = read_state_file("s3://ckpts/out")
+        assert state is not None and state.all_model_checkpoint_paths == [
+            "model.ckpt-1", "model.ckpt-2", "model.ckpt-4"
+        ]  # fmt: skip
+        written.clear()
+        again = convert(src, "s3://ckpts/out", target=src / "model.ckpt-4")
+        assert again.counts() == {"converted": 1, "skipped": 3, "failed": 0}
+        assert [w for w in written if "ckpt-3" not in w] == ["checkpoint"]
+        _check_complete_remote("s3://ckpts/out", STEPS)
+
+
+def _check_complete_remote(url: str, steps: tuple[int, ...]) -> None:
+    state = read_state_file(url)
+    assert state is not None and state.model_checkpoint_path == f"model.ckpt-{steps[-1]}"
+    for name in state.all_model_checkpoint_paths:
+        with open_checkpoint(f"{url}/{name}") as ckpt:
+            for key in ckpt.entries:
+                ckpt.read(key)

@@ -24,6 +24,7 @@ from ckptbridge._errors import (
     MappingError,
     OutputExistsError,
     RulesError,
+    StorageError,
     UnsupportedCheckpointError,
 )
 
@@ -64,6 +65,7 @@ __all__ = [
     "RestoreReport",
     "Rules",
     "RulesError",
+    "StorageError",
     "UnsupportedCheckpointError",
     "VerifyReport",
     "__version__",

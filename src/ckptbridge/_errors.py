@@ -12,6 +12,7 @@ builtin (or TensorFlow) error that callers already catch for the same situation:
     ├── MappingError(ValueError)                     a plan that cannot be carried out (ambiguous, bad shapes)
     │   └── NotFoundError(tf.errors.NotFoundError)   model variables with no checkpoint entry (restore)
     ├── OutputExistsError(FileExistsError)           an output is in the way and overwrite=False
+    ├── StorageError(OSError)                        a remote store refused or failed a request
     └── ConversionError                              a conversion step failed (the message says which)
 
 ``NotFoundError`` also subclasses ``tf.errors.NotFoundError`` so that existing
@@ -36,6 +37,7 @@ __all__ = [
     "NotFoundError",  # noqa: F822 - created on first access by __getattr__ below
     "OutputExistsError",
     "RulesError",
+    "StorageError",
     "UnsupportedCheckpointError",
 ]
 
@@ -76,6 +78,14 @@ class MappingError(CkptBridgeError, ValueError):
 
 class OutputExistsError(CkptBridgeError, FileExistsError):
     """An output path already exists and ``overwrite`` was not given."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StorageError(CkptBridgeError, OSError):
+    """Object storage refused or failed a request (credentials, endpoint, network), or the
+    fsspec backend of a URL's protocol is not installed."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

@@ -12,6 +12,7 @@ from ckptbridge.conversion._actions import ActionList, plan_actions, step_from_n
 from ckptbridge.conversion._report import ItemReport
 from ckptbridge.conversion._target import Target
 from ckptbridge.conversion._write import verify_output
+from ckptbridge.format._storage import Location
 from ckptbridge.format._types import OBJECT_GRAPH_KEY
 from ckptbridge.rules import Rules
 
@@ -25,7 +26,7 @@ FORMAT_VERSION = 1
 SINGLE_FILE = {"keras": ".weights.h5", "safetensors": ".safetensors"}  # outputs that are one file
 
 
-def output_name(source: Path, to: str) -> str:
+def output_name(source: Location, to: str) -> str:
     """File name of the output for ``source``: the same prefix name (``.weights.h5`` for Keras,
     ``.safetensors`` for safetensors); a Keras source loses its ``.weights.h5``/``.keras``.
 
@@ -40,13 +41,13 @@ def output_name(source: Path, to: str) -> str:
     return stem + SINGLE_FILE.get(to, "")
 
 
-def _visible_file(out_dir: Path, name: str, to: str) -> Path:
+def _visible_file(out_dir: Location, name: str, to: str) -> Location:
     return out_dir / (name if to in SINGLE_FILE else f"{name}.index")
 
 
 def convert_item(
-    source: Path,
-    out_dir: Path,
+    source: Location,
+    out_dir: Location,
     target: Target,
     rules: Rules,
     *,
@@ -94,11 +95,10 @@ def convert_item(
     return report
 
 
-def _source_stamp(source: Path) -> list[list[Any]]:
+def _source_stamp(source: Location) -> list[list[Any]]:
+    siblings: list[Location] = list(source.parent.iterdir())
     files = [
-        p
-        for p in source.parent.iterdir()
-        if p.name.startswith(f"{source.name}.") and not p.name.endswith(".meta")
+        p for p in siblings if p.name.startswith(f"{source.name}.") and not p.name.endswith(".meta")
     ]
     if source.is_file():
         files.append(source)
@@ -106,8 +106,8 @@ def _source_stamp(source: Path) -> list[list[Any]]:
 
 
 def _convert(
-    source: Path,
-    out_dir: Path,
+    source: Location,
+    out_dir: Location,
     name: str,
     target: Target,
     rules: Rules,
@@ -156,7 +156,7 @@ def _convert(
     report.verified = verify
 
 
-def _source_step(src: Checkpoint, plan: MappingPlan, source: Path) -> int | None:
+def _source_step(src: Checkpoint, plan: MappingPlan, source: Location) -> int | None:
     """The training step of the source: its global_step entry, else the number in its name."""
     for aux in plan.auxiliary:
         if aux.kind == "global_step" and aux.name in src.entries:

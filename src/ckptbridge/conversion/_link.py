@@ -21,6 +21,7 @@ import numpy as np
 from ckptbridge.conversion._actions import Action
 from ckptbridge.conversion._stream import streamable, transformed_chunks
 from ckptbridge.conversion._write import Partition, WriteStats, raw_source, write_actions
+from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._types import OBJECT_GRAPH_KEY
 
 if TYPE_CHECKING:
@@ -50,11 +51,14 @@ def write_linked(
             rest.append(action)
         else:
             linked.append((action, loc))
-    if mode == "copy":
+    if any(isinstance(loc.path, RemotePath) for _, loc in linked):
+        rest += [a for a, _ in linked]  # remote shards: each tensor copied by its byte range
+        linked = []
+    elif mode == "copy":
         linked, rest = _worth_copying(linked, rest)
     by_shard: dict[Path, list[Located]] = {}
     for action, loc in linked:
-        by_shard.setdefault(Path(loc.path), []).append((action, loc))
+        by_shard.setdefault(_local(loc.path), []).append((action, loc))
     streamed: list[Located] = []
     decoded: list[Action] = []
     for action in rest:
@@ -94,14 +98,21 @@ def write_linked(
 REUSE_FRACTION = 0.9
 
 
+def _local(path: Location) -> Path:
+    """A source shard reused whole: always local (remote shards are copied tensor by tensor)."""
+    if not isinstance(path, Path):
+        raise TypeError(f"{path} is not a local file")
+    return path
+
+
 def _worth_copying(raw: list[Located], rest: list[Action]) -> tuple[list[Located], list[Action]]:
     """Keep for whole-shard copies only the shards the output uses at least REUSE_FRACTION of."""
     used: dict[Path, int] = {}
     for _, loc in raw:
-        used[Path(loc.path)] = used.get(Path(loc.path), 0) + loc.size
+        used[_local(loc.path)] = used.get(_local(loc.path), 0) + loc.size
     whole = {p for p, n in used.items() if n >= REUSE_FRACTION * p.stat().st_size}
-    keep = [(a, loc) for a, loc in raw if Path(loc.path) in whole]
-    return keep, rest + [a for a, loc in raw if Path(loc.path) not in whole]
+    keep = [(a, loc) for a, loc in raw if _local(loc.path) in whole]
+    return keep, rest + [a for a, loc in raw if _local(loc.path) not in whole]
 
 
 def _reuse_shards(

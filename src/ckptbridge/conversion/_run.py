@@ -4,16 +4,20 @@
 ``checkpoint`` state file lists (every prefix in it when it has none), in the same order, and the
 output directory's state file names the same current step. Items run one after another, or in a
 thread pool (``jobs``); a failed item is reported and the batch carries on.
+
+Sources and the output directory may be URLs (``s3://bucket/runs/exp1``); a source with glob
+characters that names nothing as written is expanded (``s3://bucket/runs/*/``, ``runs/exp*``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import CheckpointNotFoundError, ConversionError
@@ -23,6 +27,7 @@ from ckptbridge.conversion._report import ConversionReport, ItemReport
 from ckptbridge.conversion._target import Target, resolve_target
 from ckptbridge.engine._names import natural_key
 from ckptbridge.format._keras import KERAS_SUFFIXES
+from ckptbridge.format._storage import Location, as_location, glob_locations, is_url
 from ckptbridge.rules import Rules
 
 if TYPE_CHECKING:
@@ -30,7 +35,10 @@ if TYPE_CHECKING:
     from ckptbridge.sides._target import TargetLike
 
 
-def _by_name(path: Path) -> tuple[tuple[int, int | str], ...]:
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _by_name(path: Location) -> tuple[tuple[int, int | str], ...]:
     return natural_key(path.name)
 
 
@@ -38,14 +46,36 @@ def _by_name(path: Path) -> tuple[tuple[int, int | str], ...]:
 class SourceSet:
     """The checkpoints of one ``src``, in order, and which of them is current (or None)."""
 
-    prefixes: tuple[Path, ...]
-    current: Path | None
+    prefixes: tuple[Location, ...]
+    current: Location | None
     warnings: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()  # entries of the state file that are not on disk
 
 
-def _exists(prefix: Path) -> bool:
-    return Path(f"{prefix}.index").is_file() or prefix.is_file()
+def _exists(prefix: Location) -> bool:
+    return prefix.with_name(f"{prefix.name}.index").is_file() or prefix.is_file()
+
+
+def expand_sources(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Each source as given, or, when it has glob characters and names nothing as written, the
+    paths it matches (sorted; a trailing ``/`` keeps only directories).
+
+    Example: ``expand_sources(["s3://bucket/runs/*/"])`` -> ``["s3://bucket/runs/a", ...]``.
+    """
+    out: list[str] = []
+    for source in sources:
+        text = os.fspath(source)
+        if not _GLOB.search(text) or as_location(text).exists():
+            out.append(text)
+            continue
+        found = glob_locations(text)
+        if not found:
+            raise CheckpointNotFoundError(
+                f"source pattern {text!r} matches nothing. Check the pattern, or quote it so "
+                "that the shell does not expand it"
+            )
+        out.extend(str(p) for p in found)
+    return out
 
 
 def list_sources(src: str | os.PathLike[str]) -> SourceSet:
@@ -53,12 +83,12 @@ def list_sources(src: str | os.PathLike[str]) -> SourceSet:
 
     Example: ``list_sources("runs/exp1").prefixes`` -> ``(runs/exp1/model.ckpt-100, ...)``.
     """
-    path = Path(src)
+    path = as_location(src)
     if not path.is_dir():
         from ckptbridge.format import resolve_checkpoint
 
         prefix, warnings = resolve_checkpoint(path)
-        return SourceSet((Path(prefix),), Path(prefix), tuple(warnings))
+        return SourceSet((prefix,), prefix, tuple(warnings))
     from ckptbridge.format import read_state_file
 
     state = read_state_file(path)
@@ -67,7 +97,7 @@ def list_sources(src: str | os.PathLike[str]) -> SourceSet:
         listed = [*state.all_model_checkpoint_paths]
         if state.model_checkpoint_path and state.model_checkpoint_path not in listed:
             listed.append(state.model_checkpoint_path)
-        prefixes: list[Path] = []
+        prefixes: list[Location] = []
         for name in listed:
             found = _locate(path, name)
             if found is None:
@@ -84,7 +114,11 @@ def list_sources(src: str | os.PathLike[str]) -> SourceSet:
         found_all = _v1_files(path)
     if not found_all:
         found_all = sorted(
-            (p for p in path.iterdir() if p.is_file() and p.name.endswith(KERAS_SUFFIXES)),
+            (
+                p
+                for p in list[Location](path.iterdir())
+                if p.is_file() and p.name.endswith(KERAS_SUFFIXES)
+            ),
             key=_by_name,
         )
     notes: tuple[str, ...] = ()
@@ -102,7 +136,7 @@ def list_sources(src: str | os.PathLike[str]) -> SourceSet:
     return SourceSet(tuple(found_all), found_all[-1], notes, tuple(absent))
 
 
-def _v1_files(directory: Path) -> list[Path]:
+def _v1_files(directory: Location) -> list[Location]:
     """The V1 single-file checkpoints of a directory (LevelDB tables that are not indexes)."""
     from ckptbridge.format._resolve import has_table_magic
 
@@ -114,12 +148,12 @@ def _v1_files(directory: Path) -> list[Path]:
     return sorted(files, key=_by_name)
 
 
-def _locate(directory: Path, name: str) -> Path | None:
+def _locate(directory: Location, name: str) -> Location | None:
     """A state-file entry as a prefix that exists: as written, else its basename beside the file."""
-    candidate = Path(name) if os.path.isabs(name) else directory / name
+    candidate = as_location(name) if os.path.isabs(name) or is_url(name) else directory / name
     if _exists(candidate):
         return candidate
-    beside = directory / Path(name.replace("\\", "/")).name
+    beside = directory / PurePosixPath(name.replace("\\", "/")).name
     return beside if _exists(beside) else None
 
 
@@ -141,7 +175,7 @@ def run_conversion(
     """
     from ckptbridge.rules import load_rules
 
-    out_root = Path(dst_dir)
+    out_root = as_location(dst_dir)
     if out_root.exists() and not out_root.is_dir():
         raise ConversionError(
             f"output {str(out_root)!r} is a file: --out/dst_dir names a directory (created when "
@@ -150,26 +184,51 @@ def run_conversion(
     loaded = load_rules(rules)
     resolved = resolve_target(target, to)
     try:
-        groups = [(list_sources(s), _out_dir_for(Path(s), out_root, len(sources))) for s in sources]
-        report = ConversionReport(output_dir=str(out_root), to=resolved.to)
-        for sset, _ in groups:
-            report.warnings.extend(sset.warnings)
-            report.absent.extend(sset.absent)
-        work = [(p, out) for sset, out in groups for p in sset.prefixes]
-        for out in {out for _, out in groups}:
-            out.mkdir(parents=True, exist_ok=True)
-            _stage.clean_stale_stages(out)
-        source_dirs = {(Path(s) if Path(s).is_dir() else Path(s).parent).resolve() for s in sources}
-        items = _run_items(
-            work, resolved, loaded, overwrite, link, verify, jobs, progress, source_dirs
-        )
-        report.items.extend(items)
-        for sset, out in groups:
-            state = _update_state(sset, out, resolved.to, items)
-            if state is not None:
-                report.state_file = str(state)
+        expanded = expand_sources(sources)
+        return convert_batch(
+            expanded, out_root, resolved, loaded, nested=len(expanded) > 1,
+            source_dirs=source_directories(expanded), overwrite=overwrite, link=link,
+            verify=verify, jobs=jobs, progress=progress,
+        )  # fmt: skip
     finally:
         resolved.close()
+
+
+def convert_batch(
+    sources: Sequence[str],
+    out_root: Location,
+    target: Target,
+    rules: Rules,
+    *,
+    nested: bool,
+    source_dirs: set[Location],
+    overwrite: bool = False,
+    link: bool = False,
+    verify: bool = False,
+    jobs: int = 1,
+    progress: bool | None = None,
+) -> ConversionReport:
+    """Convert ``sources`` (already expanded) with a resolved target and rules: the body of
+    :func:`run_conversion`, and one unit of work of a Beam pipeline (:mod:`ckptbridge.beam`).
+
+    ``nested``: each directory source goes into ``out_root/<its name>`` (several sources);
+    ``source_dirs``: the directories of every source of the batch, which no output may be.
+    """
+    groups = [(list_sources(s), out_dir_for(as_location(s), out_root, nested)) for s in sources]
+    report = ConversionReport(output_dir=str(out_root), to=target.to)
+    for sset, _ in groups:
+        report.warnings.extend(sset.warnings)
+        report.absent.extend(sset.absent)
+    work = [(p, out) for sset, out in groups for p in sset.prefixes]
+    for out in {out for _, out in groups}:
+        out.mkdir(parents=True, exist_ok=True)
+        _stage.clean_stale_stages(out)
+    items = _run_items(work, target, rules, overwrite, link, verify, jobs, progress, source_dirs)
+    report.items.extend(items)
+    for sset, out in groups:
+        state = _update_state(sset, out, target.to, items)
+        if state is not None:
+            report.state_file = str(state)
     return report
 
 
@@ -200,12 +259,22 @@ def plan_conversion(
         resolved.close()
 
 
-def _out_dir_for(src: Path, out_root: Path, n_sources: int) -> Path:
-    return out_root / src.name if n_sources > 1 and src.is_dir() else out_root
+def source_directories(sources: Sequence[str]) -> set[Location]:
+    """The directories of the sources: an output directory must be none of them."""
+    found: set[Location] = set()
+    for path in map(as_location, sources):
+        found.add((path if path.is_dir() else path.parent).resolve())
+    return found
+
+
+def out_dir_for(src: Location, out_root: Location, nested: bool) -> Location:
+    """Where the outputs of source ``src`` go: ``out_root``, or ``out_root/<name>`` for a
+    directory among several sources."""
+    return out_root / src.name if nested and src.is_dir() else out_root
 
 
 def _run_items(
-    work: list[tuple[Path, Path]],
+    work: list[tuple[Location, Location]],
     target: Target,
     rules: Rules,
     overwrite: bool,
@@ -213,13 +282,13 @@ def _run_items(
     verify: bool,
     jobs: int,
     progress: bool | None,
-    source_dirs: set[Path],
+    source_dirs: set[Location],
 ) -> list[ItemReport]:
     lock = threading.Lock() if target.to == "keras" else None  # one model, assigned per item
 
     clashes = _clashing_outputs(work, target.to)
 
-    def one(job: tuple[Path, Path]) -> ItemReport:
+    def one(job: tuple[Location, Location]) -> ItemReport:
         prefix, out = job
         name = output_name(prefix, target.to)
         error = None
@@ -264,10 +333,12 @@ def _run_items(
         bar.close()
 
 
-def _clashing_outputs(work: list[tuple[Path, Path]], to: str) -> dict[tuple[Path, Path], Path]:
+def _clashing_outputs(
+    work: list[tuple[Location, Location]], to: str
+) -> dict[tuple[Location, Location], Location]:
     """Items whose output path an earlier item of the batch already claims -> that item's source."""
-    claimed: dict[Path, Path] = {}
-    clashes: dict[tuple[Path, Path], Path] = {}
+    claimed: dict[Location, Location] = {}
+    clashes: dict[tuple[Location, Location], Location] = {}
     for prefix, out in work:
         dest = (out / output_name(prefix, to)).resolve()
         if dest in claimed and claimed[dest] != prefix:
@@ -294,7 +365,9 @@ def _progress_bar(total: int, progress: bool | None) -> Any:
     return tqdm(total=total, unit="ckpt", file=sys.stderr)
 
 
-def _update_state(sset: SourceSet, out: Path, to: str, items: list[ItemReport]) -> Path | None:
+def _update_state(
+    sset: SourceSet, out: Location, to: str, items: list[ItemReport]
+) -> Location | None:
     """Write ``out/checkpoint`` naming the outputs (source order, same current), when it changes.
 
     Single-file outputs (Keras ``.weights.h5``, ``.safetensors``) get none: TensorFlow's
@@ -304,20 +377,24 @@ def _update_state(sset: SourceSet, out: Path, to: str, items: list[ItemReport]) 
 
     if to in SINGLE_FILE:
         return None
-    done = {Path(it.source): Path(it.output).name for it in items if it.status != "failed"}
-    names = [done[p] for p in sset.prefixes if p in done]
+    done = {it.source: PurePosixPath(it.output).name for it in items if it.status != "failed"}
+    names = [done[str(p)] for p in sset.prefixes if str(p) in done]
     if not names:
         return None
-    current = done.get(sset.current) if sset.current is not None else None
+    current = done.get(str(sset.current)) if sset.current is not None else None
     state = read_state_file(out) if (out / "checkpoint").exists() else None
-    old = [Path(p).name for p in state.all_model_checkpoint_paths] if state is not None else []
+    old = (
+        [PurePosixPath(p).name for p in state.all_model_checkpoint_paths]
+        if state is not None
+        else []
+    )
     keep = [n for n in old if n not in names and _exists(out / n)]
     wanted_all = [*keep, *names]
     wanted_current = current or names[-1]
     if (
         state is not None
         and old == wanted_all
-        and Path(state.model_checkpoint_path).name == wanted_current
+        and PurePosixPath(state.model_checkpoint_path).name == wanted_current
     ):
         return out / "checkpoint"
-    return Path(write_state_file(out, wanted_current, wanted_all))
+    return write_state_file(out, wanted_current, wanted_all)

@@ -27,26 +27,33 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ckptbridge.format._storage import Location, RemotePath
+
 STAGE_PREFIX = ".ckptbridge-tmp-"
 OLD_MARK = ".ckptbridge-old-"  # <name><OLD_MARK><pid>-<hex>: an old bundle kept while replaced
 _STATE_LOCK = threading.Lock()  # items of one run (threads) edit the same state file
 _DELAY_ENV = "CKPTBRIDGE_DEBUG_PUBLISH_DELAY"  # seconds to sleep before each rename (kill tests)
 
 
-def new_stage(dst_dir: Path) -> Path:
-    """Create and return a fresh staging directory inside ``dst_dir``."""
+def new_stage(dst_dir: Location) -> Path:
+    """Create and return a fresh staging directory inside ``dst_dir`` (a local temporary
+    directory when ``dst_dir`` is at a URL)."""
+    if isinstance(dst_dir, RemotePath):
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-"))
     stage = dst_dir / f"{STAGE_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
     stage.mkdir(parents=True)
     return stage
 
 
-def clean_stale_stages(dst_dir: Path) -> list[Path]:
+def clean_stale_stages(dst_dir: Location) -> list[Path]:
     """Remove staging directories left by processes that no longer run; return what was removed.
 
     Example: ``clean_stale_stages(Path("out"))`` after a killed conversion into ``out``.
     """
     removed: list[Path] = []
-    if not dst_dir.is_dir():
+    if isinstance(dst_dir, RemotePath) or not dst_dir.is_dir():  # remote: staged locally
         return removed
     for child in dst_dir.iterdir():
         if not child.name.startswith(STAGE_PREFIX) or not child.is_dir():
@@ -69,9 +76,9 @@ def clean_stale_stages(dst_dir: Path) -> list[Path]:
     return removed
 
 
-def _bundle_files(dst_dir: Path, name: str) -> list[Path]:
+def _bundle_files(dst_dir: Location, name: str) -> list[Location]:
     """The data shards of bundle ``name`` in ``dst_dir``, then its index (if there)."""
-    files = sorted(dst_dir.glob(f"{_glob_escape(name)}.data-*"))
+    files: list[Location] = sorted(dst_dir.glob(f"{_glob_escape(name)}.data-*"), key=str)
     index = dst_dir / f"{name}.index"
     return [*files, index] if index.exists() else files
 
@@ -80,29 +87,35 @@ def _glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-def _give_names(dst_dir: Path, files: list[Path], old: str, new: str) -> None:
-    """Give each file of bundle ``old`` a second name under bundle ``new`` (the index last)."""
+def _give_names(dst_dir: Location, files: list[Location], old: str, new: str) -> None:
+    """Give each file of bundle ``old`` a second name under bundle ``new`` (the index last);
+    at a URL, a copy inside the store (nothing moves through this machine)."""
     for path in files:
         dest = dst_dir / (new + path.name[len(old) :])
         _pause()
+        if isinstance(path, RemotePath) and isinstance(dest, RemotePath):
+            path.store.copy(path, dest)
+            continue
+        assert isinstance(path, Path) and isinstance(dest, Path)
         dest.unlink(missing_ok=True)
         try:
             os.link(path, dest)
         except OSError:  # a filesystem without hard links: copy
             shutil.copyfile(path, dest)
-    _fsync_dir(dst_dir)
+    if isinstance(dst_dir, Path):
+        _fsync_dir(dst_dir)
 
 
-def _remove_bundle(files: list[Path]) -> None:
+def _remove_bundle(files: list[Location]) -> None:
     """Remove a bundle's files, index first: it stops being a checkpoint before anything else."""
     for path in sorted(files, key=lambda p: not p.name.endswith(".index")):
         _pause()
         path.unlink(missing_ok=True)
-    if files:
+    if files and isinstance(files[0], Path):
         _fsync_dir(files[0].parent)
 
 
-def _rename_in_state(dst_dir: Path, old: str, new: str) -> None:
+def _rename_in_state(dst_dir: Location, old: str, new: str) -> None:
     """Make the ``checkpoint`` state file of ``dst_dir`` name ``new`` wherever it named ``old``."""
     from ckptbridge.format import read_state_file, write_state_file
 
@@ -126,7 +139,9 @@ def _rename_in_state(dst_dir: Path, old: str, new: str) -> None:
             write_state_file(dst_dir, current, every)
 
 
-def publish_over(stage: Path, dst_dir: Path, name: str, names: Iterable[str], last: str) -> None:
+def publish_over(
+    stage: Path, dst_dir: Location, name: str, names: Iterable[str], last: str
+) -> None:
     """:func:`publish` the staged bundle ``name`` where one may already be, so that a complete
     checkpoint named by the state file exists at every moment (see the module docstring)."""
     old = _bundle_files(dst_dir, name)
@@ -143,7 +158,7 @@ def publish_over(stage: Path, dst_dir: Path, name: str, names: Iterable[str], la
     _remove_bundle(_bundle_files(dst_dir, backup))
 
 
-def _restore_backup(dst_dir: Path, name: str, backup: str) -> None:
+def _restore_backup(dst_dir: Location, name: str, backup: str) -> None:
     """Finish a replacement that a killed run left: the backup returns when ``name`` is gone."""
     if not (dst_dir / f"{name}.index").exists():
         _remove_bundle(_bundle_files(dst_dir, name))
@@ -162,12 +177,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def publish(stage: Path, dst_dir: Path, names: Iterable[str], last: str) -> None:
-    """Rename ``names`` (then ``last``) from ``stage`` into ``dst_dir``, replacing stale files."""
+def publish(stage: Path, dst_dir: Location, names: Iterable[str], last: str) -> None:
+    """Rename ``names`` (then ``last``) from ``stage`` into ``dst_dir``, replacing stale files;
+    at a URL, upload them in that order (each object appears whole or not at all)."""
     for name in [*[n for n in names if n != last], last]:
         _pause()
-        os.replace(stage / name, dst_dir / name)
-    _fsync_dir(dst_dir)
+        if isinstance(dst_dir, RemotePath):
+            dst_dir.store.put(stage / name, dst_dir / name)
+        else:
+            os.replace(stage / name, dst_dir / name)
+    if not isinstance(dst_dir, RemotePath):
+        _fsync_dir(dst_dir)
 
 
 def _pause() -> None:
@@ -189,19 +209,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fingerprint_path(dst_dir: Path, name: str) -> Path:
+def fingerprint_path(dst_dir: Location, name: str) -> Location:
     """Where the record of how output ``name`` was made lives (a hidden file beside it)."""
     return dst_dir / f".{name}.ckptbridge.json"
 
 
 def write_fingerprint(stage: Path, name: str, data: dict[str, Any]) -> str:
     """Write the record into ``stage``; return its file name (published with the output)."""
-    path = fingerprint_path(stage, name)
+    path = stage / fingerprint_path(stage, name).name
     path.write_text(json.dumps(data, sort_keys=True, indent=1), encoding="utf-8")
     return path.name
 
 
-def read_fingerprint(dst_dir: Path, name: str) -> dict[str, Any] | None:
+def read_fingerprint(dst_dir: Location, name: str) -> dict[str, Any] | None:
     """The record of an earlier conversion into ``dst_dir/name``, or None."""
     path = fingerprint_path(dst_dir, name)
     try:
@@ -211,10 +231,10 @@ def read_fingerprint(dst_dir: Path, name: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def source_stamp(files: Iterable[Path]) -> list[list[Any]]:
+def source_stamp(files: Iterable[Location]) -> list[list[Any]]:
     """Name, size and mtime of each source file: enough to tell an unchanged source."""
     stamp: list[list[Any]] = []
-    for f in sorted(files):
+    for f in sorted(files, key=str):
         st = f.stat()
         stamp.append([f.name, st.st_size, st.st_mtime_ns])
     return stamp

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import google_crc32c
@@ -18,6 +17,7 @@ import numpy as np
 
 from ckptbridge._errors import ConversionError
 from ckptbridge.conversion._actions import Action
+from ckptbridge.format._storage import iter_range
 from ckptbridge.rules._model import Add, Cast, Reshape, Step
 
 if TYPE_CHECKING:
@@ -55,14 +55,11 @@ def transformed_chunks(action: Action, loc: RawLocation) -> Iterator[np.ndarray]
     src_dtype, want = numpy_dtype(loc.dtype), numpy_dtype(action.dtype)
     step_bytes = max(src_dtype.itemsize, CHUNK - CHUNK % src_dtype.itemsize)
     crc = got = 0
-    with Path(loc.path).open("rb") as fin:
-        fin.seek(loc.offset)
-        while got < loc.size:
-            raw = fin.read(min(step_bytes, loc.size - got))
-            if not raw:
-                break
+    for piece in iter_range(loc.path, loc.offset, loc.size, step_bytes):  # local or by range
+        crc = google_crc32c.extend(crc, piece)
+        for begin in range(0, len(piece), step_bytes):  # remote parts are larger: cut them
+            raw = piece[begin : begin + step_bytes]
             got += len(raw)
-            crc = google_crc32c.extend(crc, raw)
             out = np.asarray(apply_steps([np.frombuffer(raw, dtype=src_dtype)], steps))
             if out.dtype != want:
                 raise ConversionError(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ckptbridge._errors import UnsupportedCheckpointError
 from ckptbridge.conversion._write import Partition
 from ckptbridge.engine._spec import VarSpec
+from ckptbridge.format._storage import Location, as_location
 from ckptbridge.sides import Side, describe_target
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class Target:
     label: str
     specs: tuple[VarSpec, ...]
     identity: str
-    template: Path | None = None
+    template: Location | None = None
     partitions: dict[str, Partition] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # spec name -> output key, where they differ
     live: LiveModel | None = None
@@ -68,18 +69,18 @@ def resolve_target(target: TargetLike, to: str | None) -> Target:
     if not isinstance(target, (str, os.PathLike)) or str(target).endswith(".meta"):
         side = describe_target(target)  # the one resolver (refuses what is no target)
         assert isinstance(target, (str, os.PathLike))
-        return _meta_target(Path(target), to, side)
-    return _checkpoint_target(Path(target), to)
+        return _meta_target(as_location(target), to, side)
+    return _checkpoint_target(as_location(target), to)
 
 
-def _checkpoint_target(path: Path, to: str | None) -> Target:
+def _checkpoint_target(path: Location, to: str | None) -> Target:
     from ckptbridge.format import open_checkpoint
     from ckptbridge.sides._checkpoint import checkpoint_side
 
     with open_checkpoint(path) as ckpt:  # opened once: names as describe_target gives them
         kind = ckpt.kind.value if ckpt.kind.value in ("tf2", "keras") else "tf1"
         specs = checkpoint_side(ckpt).specs
-        prefix = Path(ckpt.prefix)
+        prefix = ckpt.prefix
         partitions = _partitions_of_meta(ckpt.meta) if kind == "tf1" else {}
         # TF2 entries named by a model path (see _sides) are written under their stored key
         keys = {s.name: ckpt.stored_key(s.name) for s in specs if s.name not in ckpt.entries}
@@ -108,7 +109,7 @@ def _checkpoint_target(path: Path, to: str | None) -> Target:
     )
 
 
-def _meta_target(path: Path, to: str | None, side: Side) -> Target:
+def _meta_target(path: Location, to: str | None, side: Side) -> Target:
     from ckptbridge.sides import read_meta_file
 
     if (to or "tf1") not in ("tf1", "safetensors"):
@@ -164,8 +165,8 @@ def _model_target(model: Any, to: str | None, *, identity: str) -> Target:
     return target
 
 
-def _stamp(prefix: Path) -> str:
-    index = Path(f"{prefix}.index")
+def _stamp(prefix: Location) -> str:
+    index = prefix.with_name(prefix.name + ".index")
     st = (index if index.exists() else prefix).stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
 

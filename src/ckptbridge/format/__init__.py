@@ -18,6 +18,7 @@ from ckptbridge.format._meta import MetaInfo, MetaVariable
 from ckptbridge.format._objgraph import ObjectGraph, ObjNode, ObjVariable, variable_key
 from ckptbridge.format._resolve import resolve_checkpoint
 from ckptbridge.format._state import CheckpointState, read_state_file, write_state_file
+from ckptbridge.format._storage import Location, RemotePath, as_location, is_url
 from ckptbridge.format._types import (
     ATTRIBUTES_SUFFIX,
     OBJECT_GRAPH_KEY,
@@ -36,12 +37,16 @@ __all__ = [
     "CheckpointKind",
     "CheckpointState",
     "Entry",
+    "Location",
     "MetaInfo",
     "MetaVariable",
     "ObjNode",
     "ObjVariable",
     "ObjectGraph",
     "RawLocation",
+    "RemotePath",
+    "as_location",
+    "is_url",
     "open_checkpoint",
     "read_state_file",
     "resolve_checkpoint",

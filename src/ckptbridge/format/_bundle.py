@@ -18,7 +18,7 @@ import math
 import mmap
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import google_crc32c
 import numpy as np
@@ -45,6 +45,7 @@ from ckptbridge.format._files import (
     regular_stat,
 )
 from ckptbridge.format._proto import ProtoError
+from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._strings import decode_strings
 from ckptbridge.format._table import TableError, read_table, unmask_crc
 from ckptbridge.format._types import Entry, RawLocation
@@ -56,7 +57,10 @@ _FIX = "The file is damaged or incomplete; copy it again from its source."
 _MAX_PAIR_CHECKS = 1 << 22  # overlap tests between the slices of one variable
 
 
-def data_path(prefix: Path, shard: int, num_shards: int) -> Path:
+P = TypeVar("P", bound=Location)
+
+
+def data_path(prefix: P, shard: int, num_shards: int) -> P:
     """Return the path of one data shard, as TensorFlow names it.
 
     Example::
@@ -64,13 +68,13 @@ def data_path(prefix: Path, shard: int, num_shards: int) -> Path:
         >>> data_path(Path("m.ckpt"), 0, 1).name
         'm.ckpt.data-00000-of-00001'
     """
-    return prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{num_shards:05d}")
+    return cast(P, prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{num_shards:05d}"))
 
 
 class BundleReader:
     """Reads one tensor bundle; see the module docstring."""
 
-    def __init__(self, prefix: Path) -> None:
+    def __init__(self, prefix: Location) -> None:
         self.prefix = prefix
         self.index_path = prefix.with_name(prefix.name + ".index")
         self._fds: dict[int, int] = {}
@@ -79,7 +83,12 @@ class BundleReader:
         self._slices: dict[str, list[tuple[list[Extent], EntryProto]]] = {}
         self._broken: dict[str, str] = {}  # partitioned entries whose slices overlap: read fails
         self.entries: dict[str, Entry] = {}
-        data = read_regular(self.index_path, INDEX_LIMIT, "checkpoint index")
+        if isinstance(self.index_path, RemotePath):  # one ranged request
+            data = self.index_path.store.read_whole(
+                self.index_path, INDEX_LIMIT, "checkpoint index"
+            )
+        else:
+            data = read_regular(self.index_path, INDEX_LIMIT, "checkpoint index")
         with corrupt_guard(str(self.index_path)):
             try:
                 items = read_table(data, str(self.index_path))
@@ -239,9 +248,13 @@ class BundleReader:
         for shard, end in sorted(needed.items()):
             path = data_path(self.prefix, shard, self.num_shards)
             try:
-                size = regular_stat(path, "data shard").st_size
+                size = (
+                    path.store.size(path)
+                    if isinstance(path, RemotePath)
+                    else regular_stat(path, "data shard").st_size
+                )
             except CheckpointNotFoundError:
-                if os.path.lexists(path):  # a dangling link, a permission problem
+                if isinstance(path, Path) and os.path.lexists(path):  # a dangling link, ...
                     raise
                 present = sorted(
                     p.name for p in self.prefix.parent.glob(self.prefix.name + ".data-*")
@@ -261,9 +274,8 @@ class BundleReader:
     def _fd(self, shard: int) -> int:
         fd = self._fds.get(shard)
         if fd is None:
-            fd = self._fds[shard] = open_regular(
-                data_path(self.prefix, shard, self.num_shards), "data shard"
-            )
+            local = cast(Path, data_path(self.prefix, shard, self.num_shards))  # not remote
+            fd = self._fds[shard] = open_regular(local, "data shard")
         return fd
 
     def _truncated(self, key: str, proto: EntryProto, size: int) -> CorruptCheckpointError:
@@ -275,7 +287,13 @@ class BundleReader:
 
     def _view(self, key: str, proto: EntryProto) -> np.ndarray[Any, np.dtype[np.uint8]]:
         """The stored bytes as a view of the mapped shard, after checking the file still holds
-        them (the check makes truncation before the read a clean error; see ``copy=True``)."""
+        them (the check makes truncation before the read a clean error; see ``copy=True``).
+        A remote shard has nothing to map: the bytes are fetched by range, read-only."""
+        shard = data_path(self.prefix, proto.shard_id, self.num_shards)
+        if isinstance(shard, RemotePath):
+            fetched = self._fetch(key, proto, shard)
+            fetched.flags.writeable = False
+            return fetched
         fd = self._fd(proto.shard_id)
         end = proto.offset + proto.size
         size = os.fstat(fd).st_size
@@ -287,7 +305,11 @@ class BundleReader:
         return np.frombuffer(mapped, np.uint8, count=proto.size, offset=proto.offset)
 
     def _copy(self, key: str, proto: EntryProto) -> np.ndarray[Any, np.dtype[np.uint8]]:
-        """The stored bytes read with ``pread`` into a new array (a short read is an error)."""
+        """The stored bytes read with ``pread`` into a new array (a short read is an error);
+        a remote shard's by ranged requests."""
+        shard = data_path(self.prefix, proto.shard_id, self.num_shards)
+        if isinstance(shard, RemotePath):
+            return self._fetch(key, proto, shard)
         fd = self._fd(proto.shard_id)
         out = np.empty(proto.size, np.uint8)
         view = out.data  # a writable memoryview of the new array
@@ -300,9 +322,24 @@ class BundleReader:
                 done += got
         except OSError as exc:
             path = data_path(self.prefix, proto.shard_id, self.num_shards)
-            raise os_error(exc, path, "data shard") from None
+            raise os_error(exc, str(path), "data shard") from None
         finally:
             view.release()
+        return out
+
+    def _fetch(
+        self, key: str, proto: EntryProto, path: RemotePath
+    ) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """A remote entry's bytes, fetched by range (parallel parts) into a new array."""
+        out = np.empty(proto.size, np.uint8)
+        done = 0
+        for part in path.store.read_parts(path, proto.offset, proto.size):
+            if not part:
+                break
+            out[done : done + len(part)] = np.frombuffer(part, np.uint8)
+            done += len(part)
+        if done != proto.size:
+            raise self._truncated(key, proto, proto.offset + done)
         return out
 
     def _check_crc(self, key: str, proto: EntryProto, actual: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from functools import cached_property
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -25,12 +24,13 @@ from ckptbridge._errors import (
     EntryNotFoundError,
 )
 from ckptbridge.format._bundle import BundleReader
-from ckptbridge.format._files import META_LIMIT, corrupt_guard, is_regular, read_regular
+from ckptbridge.format._files import META_LIMIT, corrupt_guard, read_regular
 from ckptbridge.format._keras import KerasReader, is_keras_file
 from ckptbridge.format._meta import MetaInfo
 from ckptbridge.format._objgraph import ObjectGraph
 from ckptbridge.format._proto import ProtoError
 from ckptbridge.format._resolve import resolve_checkpoint
+from ckptbridge.format._storage import Location, RemotePath, is_file
 from ckptbridge.format._types import (
     ATTRIBUTES_SUFFIX,
     OBJECT_GRAPH_KEY,
@@ -54,11 +54,11 @@ class Checkpoint:
     Use :func:`open_checkpoint` to create one. A context manager; :meth:`close` unmaps the data.
     """
 
-    def __init__(self, prefix: Path, warnings: list[str]) -> None:
+    def __init__(self, prefix: Location, warnings: list[str]) -> None:
         self.prefix = prefix
         self.warnings = list(warnings)
         self._reader: _Reader
-        if is_regular(prefix.with_name(prefix.name + ".index")):
+        if is_file(prefix.with_name(prefix.name + ".index")):
             self._reader = BundleReader(prefix)
             self.kind = (
                 CheckpointKind.TF2
@@ -200,14 +200,16 @@ class Checkpoint:
     def meta(self) -> MetaInfo | None:
         """Facts from ``<prefix>.meta`` when present; a damaged ``.meta`` adds a warning instead."""
         path = self.prefix.with_name(self.prefix.name + ".meta")
-        if not os.path.exists(
-            path
-        ):  # sharded V1 files ("export-00000-of-00001") keep "export.meta"
+        if not path.exists():  # sharded V1 files ("export-00000-of-00001") keep "export.meta"
             path = self.prefix.with_name(
                 re.sub(r"-\d{5}-of-\d{5}$", "", self.prefix.name) + ".meta"
             )
         try:
-            data = read_regular(path, META_LIMIT, ".meta file")
+            data = (
+                path.store.read_whole(path, META_LIMIT, ".meta file")
+                if isinstance(path, RemotePath)
+                else read_regular(path, META_LIMIT, ".meta file")
+            )
         except CheckpointNotFoundError:
             return None
         except CkptBridgeError as exc:
@@ -233,10 +235,12 @@ class Checkpoint:
         self._reader.close()
 
 
-def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+def open_checkpoint(path: str | os.PathLike[str] | Location) -> Checkpoint:
     """Resolve ``path`` (prefix, directory, suffixed file, V1 file) and open the checkpoint.
 
-    Reads only the index; tensors are read on demand. Raises
+    Reads only the index; tensors are read on demand. ``path`` may be a URL (``s3://``,
+    ``gs://``, ``http(s)://``, any fsspec protocol): the index is fetched in one request and each
+    tensor by its byte range. Raises
     :class:`~ckptbridge.CheckpointNotFoundError` or :class:`~ckptbridge.CorruptCheckpointError`.
 
     Example::

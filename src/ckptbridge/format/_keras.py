@@ -22,12 +22,12 @@ import math
 import re
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ckptbridge._errors import CorruptCheckpointError, UnsupportedCheckpointError
+from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._types import Entry
 
 __all__ = ["KERAS_SUFFIXES", "KerasReader", "is_keras_file"]
@@ -56,7 +56,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
 _CLASSES = {"lstm_cell": "LSTMCell", "gru_cell": "GRUCell", "simple_rnn_cell": "SimpleRNNCell"}
 
 
-def is_keras_file(path: Path) -> bool:
+def is_keras_file(path: Location) -> bool:
     """True for a file named ``*.weights.h5`` or ``*.keras``, or that starts like HDF5.
 
     >>> is_keras_file(Path("model.weights.h5"))
@@ -82,10 +82,11 @@ class _Var:
 class KerasReader:
     """Lists and reads the variables of a ``.weights.h5`` or ``.keras`` file (module docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Location) -> None:
         self.path = path
         self._zip: zipfile.ZipFile | None = None
         self._handle: Any = None
+        self._remote: Any = None  # a remote file: ranged reads through a seekable file object
         configs: dict[str, dict[str, Any]] = {}
         try:
             import h5py
@@ -94,8 +95,11 @@ class KerasReader:
                 f"{path}: reading Keras weight files needs h5py; pip install h5py"
             ) from None
         try:
-            if zipfile.is_zipfile(path):
-                self._zip = zipfile.ZipFile(path)
+            source: Any = path
+            if isinstance(path, RemotePath):
+                source = self._remote = path.open("rb")
+            if zipfile.is_zipfile(source):
+                self._zip = zipfile.ZipFile(source)
                 if _WEIGHTS_IN_ZIP not in self._zip.namelist():
                     raise CorruptCheckpointError(
                         f"{path} is a zip archive without {_WEIGHTS_IN_ZIP}: expected a Keras 3 "
@@ -105,7 +109,7 @@ class KerasReader:
                 self._handle = self._zip.open(_WEIGHTS_IN_ZIP)
                 self._file = h5py.File(self._handle, "r")
             else:
-                self._file = h5py.File(path, "r")
+                self._file = h5py.File(source, "r")
         except (OSError, zipfile.BadZipFile) as exc:
             self.close()
             raise CorruptCheckpointError(
@@ -161,9 +165,12 @@ class KerasReader:
         if self._zip is not None:
             self._zip.close()
             self._zip = None
+        if self._remote is not None:
+            self._remote.close()
+            self._remote = None
 
 
-def _label(dtype: np.dtype[Any], path: Path, h5_path: str) -> str:
+def _label(dtype: np.dtype[Any], path: Location, h5_path: str) -> str:
     from ckptbridge.format._dtypes import UnknownDtypeError, name_from_numpy
 
     try:

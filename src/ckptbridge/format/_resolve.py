@@ -13,11 +13,13 @@ import os
 import re
 import struct
 from pathlib import Path
+from typing import TypeVar, cast
 
 from ckptbridge._errors import CheckpointNotFoundError, CkptBridgeError
 from ckptbridge.format._files import is_directory, is_regular, open_regular
 from ckptbridge.format._keras import KERAS_SUFFIXES
 from ckptbridge.format._state import STATE_FILE, read_state_file
+from ckptbridge.format._storage import Location, RemotePath, as_location
 from ckptbridge.format._table import MAGIC
 
 _SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
@@ -26,6 +28,7 @@ _NOT_V1 = re.compile(
 )
 _STEP = re.compile(r"-(\d+)$")
 _MAX_SCAN = 2000
+P = TypeVar("P", bound=Location)
 SAVED_MODEL_VARIABLES = Path("variables") / "variables"
 LOOKS_LIKE = (
     "A checkpoint path is a prefix (model.ckpt-1000 for model.ckpt-1000.index + .data-*), a "
@@ -34,7 +37,7 @@ LOOKS_LIKE = (
 )
 
 
-def strip_suffix(path: Path) -> Path:
+def strip_suffix(path: P) -> P:
     """Drop a ``.index`` / ``.meta`` / ``.data-NNNNN-of-MMMMM`` suffix.
 
     Example::
@@ -42,12 +45,29 @@ def strip_suffix(path: Path) -> Path:
         >>> strip_suffix(Path("m.ckpt-5.data-00000-of-00001")).name
         'm.ckpt-5'
     """
-    return path.with_name(_SUFFIX.sub("", path.name)) if _SUFFIX.search(path.name) else path
+    if not _SUFFIX.search(path.name):
+        return path
+    return cast(P, path.with_name(_SUFFIX.sub("", path.name)))
 
 
-def has_table_magic(path: Path) -> bool:
+def _is_file(path: Location) -> bool:
+    return path.is_file() if isinstance(path, RemotePath) else is_regular(path)
+
+
+def _is_dir(path: Location) -> bool:
+    return path.is_dir() if isinstance(path, RemotePath) else is_directory(path)
+
+
+def has_table_magic(path: Location) -> bool:
     """True when ``path`` is a regular file ending with the LevelDB table magic (V1 files,
     indexes). Never blocks: FIFOs and devices are refused before they are opened."""
+    if isinstance(path, RemotePath):  # two ranged requests: the size, the last 8 bytes
+        try:
+            size = path.store.size(path)
+            tail = path.store.read_range(path, size - 8, 8) if size >= 48 else b""
+        except (CkptBridgeError, OSError):
+            return False
+        return len(tail) == 8 and struct.unpack("<Q", tail)[0] == MAGIC
     try:
         fd = open_regular(path, "checkpoint file")
     except CkptBridgeError:
@@ -61,45 +81,46 @@ def has_table_magic(path: Path) -> bool:
         os.close(fd)
 
 
-def _exists(candidate: Path) -> bool:
-    return is_regular(candidate.with_name(candidate.name + ".index")) or is_regular(candidate)
+def _exists(candidate: Location) -> bool:
+    return _is_file(candidate.with_name(candidate.name + ".index")) or _is_file(candidate)
 
 
-def _sort_key(path: Path) -> tuple[float, int, str]:
+def _sort_key(path: Location) -> tuple[float, int, str]:
     index = path.with_name(path.name + ".index")
     step = _STEP.search(path.name)
     try:
-        mtime = os.stat(index if is_regular(index) else path).st_mtime
+        mtime = (index if _is_file(index) else path).stat().st_mtime
     except OSError:
         mtime = 0.0
     return mtime, int(step.group(1)) if step else -1, path.name
 
 
-def newest_checkpoint(directory: Path) -> tuple[Path | None, int]:
+def newest_checkpoint(directory: Location) -> tuple[Location | None, int]:
     """Return the newest checkpoint in ``directory`` (bundles first, then V1 files) and a count."""
     try:
-        indexes = list(directory.glob("*.index"))
-        bundles = [p.with_name(p.name[: -len(".index")]) for p in indexes if is_regular(p)]
-        listed = [] if bundles else sorted(directory.iterdir())[:_MAX_SCAN]
+        indexes: list[Location] = list(directory.glob("*.index"))
+        bundles = [p.with_name(p.name[: -len(".index")]) for p in indexes if _is_file(p)]
+        entries: list[Location] = [] if bundles else list(directory.iterdir())
+        listed = sorted(entries, key=str)[:_MAX_SCAN]
     except OSError:
         return None, 0
     if not bundles:
-        files = [p for p in listed if is_regular(p) and not _NOT_V1.search(p.name)]
+        files = [p for p in listed if _is_file(p) and not _NOT_V1.search(p.name)]
         bundles = [p for p in files if has_table_magic(p)]
     if not bundles:
-        bundles = [p for p in listed if is_regular(p) and p.name.endswith(KERAS_SUFFIXES)]
+        bundles = [p for p in listed if _is_file(p) and p.name.endswith(KERAS_SUFFIXES)]
     if not bundles:
         return None, 0
     return max(bundles, key=_sort_key), len(bundles)
 
 
-def saved_model_variables(directory: Path) -> Path | None:
+def saved_model_variables(directory: Location) -> Location | None:
     """The variables bundle prefix of a SavedModel directory (``variables/variables``), or None."""
-    prefix = directory / SAVED_MODEL_VARIABLES
-    return prefix if is_regular(prefix.with_name("variables.index")) else None
+    prefix = directory / str(SAVED_MODEL_VARIABLES)
+    return prefix if _is_file(prefix.with_name("variables.index")) else None
 
 
-def not_a_checkpoint_hint(path: Path) -> str:
+def not_a_checkpoint_hint(path: Location) -> str:
     """What ``path`` (an existing file that is no checkpoint) is, and what to pass instead."""
     if path.name == STATE_FILE:
         state = None
@@ -117,7 +138,7 @@ def not_a_checkpoint_hint(path: Path) -> str:
     return LOOKS_LIKE
 
 
-def _listing(directory: Path) -> str:
+def _listing(directory: Location) -> str:
     try:
         names = sorted(p.name for p in directory.iterdir())
     except OSError:
@@ -128,7 +149,7 @@ def _listing(directory: Path) -> str:
     return f"{directory} contains: {shown}"
 
 
-def _resolve_dir(directory: Path) -> tuple[Path, list[str]]:
+def _resolve_dir(directory: Location) -> tuple[Location, list[str]]:
     state = read_state_file(directory)
     newest, count = newest_checkpoint(directory)
     if state is None:
@@ -152,8 +173,8 @@ def _resolve_dir(directory: Path) -> tuple[Path, list[str]]:
             ]
         )
         return newest, note
-    named = Path(state.model_checkpoint_path)
-    candidate = named if named.is_absolute() else directory / named
+    named = as_location(state.model_checkpoint_path)  # absolute, relative, or another URL
+    candidate = named if named.is_absolute() else directory / str(named)
     if _exists(candidate):
         return candidate, []
     state_path = directory / STATE_FILE
@@ -174,7 +195,7 @@ def _resolve_dir(directory: Path) -> tuple[Path, list[str]]:
     )
 
 
-def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[Path, list[str]]:
+def resolve_checkpoint(path: str | os.PathLike[str] | Location) -> tuple[Location, list[str]]:
     """Return the checkpoint prefix (or V1 file) that ``path`` designates, with warnings.
 
     Accepts a prefix, a prefix with a ``.index``/``.meta``/``.data-*`` suffix, a training directory
@@ -186,14 +207,14 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[Path, list[str]]:
 
         prefix, warnings = resolve_checkpoint("old/model.ckpt-1000.index")
     """
-    given = Path(os.fspath(path)).expanduser()
-    if is_directory(given):
+    given = as_location(path)
+    if _is_dir(given):
         return _resolve_dir(given)
     stripped = strip_suffix(given)
     if stripped != given:
         if _exists(stripped):
             return stripped, []
-        if is_regular(given):  # a .data-*/.meta file whose index is gone: not a V1 file
+        if _is_file(given):  # a .data-*/.meta file whose index is gone: not a V1 file
             raise CheckpointNotFoundError(
                 f"{given.name} belongs to the checkpoint {stripped}, but its index "
                 f"{stripped.name}.index is missing; a bundle cannot be read without it. Copy the "

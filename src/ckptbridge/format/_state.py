@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckptbridge._errors import CkptBridgeError, CorruptCheckpointError
+from ckptbridge._errors import CheckpointNotFoundError, CkptBridgeError, CorruptCheckpointError
 from ckptbridge.format._files import STATE_LIMIT, read_regular
+from ckptbridge.format._storage import Location, RemotePath, as_location
 
 STATE_FILE = "checkpoint"
 _LINE = re.compile(r'^\s*(\w+)\s*:\s*("(?:[^"\\]|\\.)*"|[-+0-9.eE]+)\s*$')
@@ -45,7 +46,7 @@ def _unquote(text: str, where: str) -> str:
     return value.decode("utf-8", "replace")
 
 
-def read_state_file(directory: str | os.PathLike[str]) -> CheckpointState | None:
+def read_state_file(directory: str | os.PathLike[str] | Location) -> CheckpointState | None:
     """Parse ``<directory>/checkpoint``; None when there is no state file.
 
     Example::
@@ -53,7 +54,16 @@ def read_state_file(directory: str | os.PathLike[str]) -> CheckpointState | None
         state = read_state_file("train_dir")
         state.model_checkpoint_path if state else None
     """
-    path = Path(directory) / STATE_FILE
+    location = as_location(directory) / STATE_FILE
+    if isinstance(location, RemotePath):
+        try:
+            text = location.store.read_whole(location, STATE_LIMIT, "state file").decode(
+                "utf-8", "replace"
+            )
+        except CheckpointNotFoundError:
+            return None
+        return _parse(text, location)
+    path = location
     try:
         if stat.S_ISDIR(os.stat(path).st_mode):
             return None
@@ -68,6 +78,10 @@ def read_state_file(directory: str | os.PathLike[str]) -> CheckpointState | None
             f"{exc} Fix or delete the state file, or pass the checkpoint prefix instead of the "
             "directory."
         ) from None
+    return _parse(text, path)
+
+
+def _parse(text: str, path: Location) -> CheckpointState:
     current: str | None = None
     every: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -91,7 +105,10 @@ def read_state_file(directory: str | os.PathLike[str]) -> CheckpointState | None
     return CheckpointState(current, every)
 
 
-def _relative(directory: Path, path: str) -> str:
+def _relative(directory: Location, path: str) -> str:
+    if isinstance(directory, RemotePath):
+        head = f"{directory}/"
+        return path[len(head) :] if path.startswith(head) else path
     candidate = Path(path)
     if candidate.is_absolute():
         try:
@@ -106,24 +123,31 @@ def _quote(text: str) -> str:
 
 
 def write_state_file(
-    directory: str | os.PathLike[str],
+    directory: str | os.PathLike[str] | Location,
     model_checkpoint_path: str,
     all_model_checkpoint_paths: Sequence[str],
-) -> Path:
+) -> Location:
     """Write ``<directory>/checkpoint`` atomically; paths inside the directory become relative.
+
+    At a URL the state file is one object written in one request: readers see the old file or
+    the new one, whole.
 
     Example::
 
         write_state_file("out", "model.ckpt-1000", ["model.ckpt-500", "model.ckpt-1000"])
     """
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = as_location(directory)
     current = _relative(folder, model_checkpoint_path)
     every = [_relative(folder, p) for p in all_model_checkpoint_paths]
     if current not in every:
         every.append(current)
     lines = [f"model_checkpoint_path: {_quote(current)}"]
     lines += [f"all_model_checkpoint_paths: {_quote(p)}" for p in every]
+    if isinstance(folder, RemotePath):
+        remote = folder / STATE_FILE
+        remote.write_text("\n".join(lines) + "\n")
+        return remote
+    folder.mkdir(parents=True, exist_ok=True)
     target = folder / STATE_FILE
     temp = folder / f".{STATE_FILE}.tmp{secrets.token_hex(4)}"
     try:

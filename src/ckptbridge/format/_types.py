@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ckptbridge.format._storage import Location
 
 
 class CheckpointKind(str, Enum):
@@ -67,7 +70,7 @@ class RawLocation:
     ``crc32c`` is the masked CRC32C exactly as the index stores it.
     """
 
-    path: Path
+    path: Location  # a local Path or a RemotePath
     offset: int
     size: int
     crc32c: int

@@ -19,8 +19,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import google_crc32c
 import numpy as np
@@ -35,6 +34,7 @@ from ckptbridge.format._dtypes import dtype_label, has_numpy_form, numpy_dtype
 from ckptbridge.format._proto import ProtoError
 from ckptbridge.format._resolve import has_table_magic, not_a_checkpoint_hint
 from ckptbridge.format._snappy import SnappyError, decompress
+from ckptbridge.format._storage import Location
 from ckptbridge.format._table import (
     FOOTER_SIZE,
     MAGIC,
@@ -66,9 +66,9 @@ _CHECKPOINT_VERSION = 1  # TF_CHECKPOINT_VERSION: readers accept min_consumer up
 class _Table:
     """Key lookups in one table file: the index block is kept, data blocks are read on demand."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Location) -> None:
         self.path = path
-        self._file: BinaryIO = path.open("rb")
+        self._file: IO[bytes] = path.open("rb")
         self._cached: tuple[int, dict[bytes, bytes]] | None = None
         try:
             self._file.seek(0, 2)
@@ -143,7 +143,7 @@ class _Tensor:
     slices: list[tuple[list[Extent], int]]  # (extents, index of the file holding it)
 
 
-def shard_files(path: Path) -> list[Path]:
+def shard_files(path: Location) -> list[Location]:
     """The files of a V1 save: ``path`` itself, or every shard of ``name-NNNNN-of-MMMMM``.
 
     Example::
@@ -180,7 +180,7 @@ def _first_overlap(boxes: list[list[tuple[int, int]]]) -> tuple[int, int] | None
 class V1Reader:
     """Lists and reads a V1 checkpoint natively; see the module docstring."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Location) -> None:
         self.path = path
         if not has_table_magic(path):
             raise CorruptCheckpointError(
@@ -200,7 +200,7 @@ class V1Reader:
             raise
 
     # -- opening -------------------------------------------------------------------------------
-    def _open(self, file: Path) -> None:
+    def _open(self, file: Location) -> None:
         if not file.is_file():
             present = sorted(p.name for p in file.parent.glob(_SHARD.sub("", file.name) + "-*"))
             raise CheckpointNotFoundError(
@@ -237,7 +237,7 @@ class V1Reader:
         for tensor in meta.tensors:
             self._register(file, tensor, len(self._tables) - 1)
 
-    def _register(self, file: Path, tensor: TensorMeta, table: int) -> None:
+    def _register(self, file: Location, tensor: TensorMeta, table: int) -> None:
         known = self._tensors.get(tensor.name)
         if known is None:
             dtype = dtype_label(tensor.dtype, f"dtype{tensor.dtype}")

@@ -36,6 +36,7 @@ from ckptbridge.format._dtypes import (
     name_from_numpy,
     numpy_dtype,
 )
+from ckptbridge.format._storage import iter_range
 from ckptbridge.format._strings import encode_strings
 from ckptbridge.format._table import build_table, mask_crc
 from ckptbridge.format._types import RawLocation
@@ -168,15 +169,10 @@ class BundleWriter:
         assert shard.file is not None
         start = shard.size
         crc = got = 0
-        with src.path.open("rb") as source:
-            source.seek(src.offset)
-            while got < src.size:
-                chunk = source.read(min(CHUNK, src.size - got))
-                if not chunk:
-                    break
-                crc = google_crc32c.extend(crc, chunk)
-                shard.file.write(chunk)
-                got += len(chunk)
+        for chunk in iter_range(src.path, src.offset, src.size, CHUNK):  # local or by range
+            crc = google_crc32c.extend(crc, chunk)
+            shard.file.write(chunk)
+            got += len(chunk)
         try:
             src.check_read(crc, got, key)
         except CorruptCheckpointError:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
 from ckptbridge.engine._spec import VarSpec
+from ckptbridge.format._storage import Location
 from ckptbridge.format._types import ATTRIBUTES_SUFFIX, OBJECT_GRAPH_KEY, strip_attributes
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def meta_specs(meta: Any) -> list[VarSpec]:
     ]
 
 
-def read_meta_file(path: Path) -> Any:
+def read_meta_file(path: Location) -> Any:
     """Decode a ``.meta`` file (MetaGraphDef) into the format package's ``MetaInfo``.
 
     >>> meta = read_meta_file(Path("old/model.ckpt-1000.meta"))

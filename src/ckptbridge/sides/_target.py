@@ -11,10 +11,10 @@ import importlib
 import os
 import re
 import sys
-from pathlib import Path
 from typing import Any, TypeGuard
 
 from ckptbridge._errors import CheckpointNotFoundError, ConversionError, UnsupportedCheckpointError
+from ckptbridge.format._storage import as_location
 from ckptbridge.sides._checkpoint import Side, describe_checkpoint, meta_specs, read_meta_file
 
 __all__ = [
@@ -136,6 +136,6 @@ def describe_target(target: TargetLike) -> Side:
             "(prefix or directory), a .meta file, a built model, or 'package.module:factory'"
         )
     if str(target).endswith(".meta"):
-        path = Path(target)
+        path = as_location(target)
         return Side(specs=tuple(meta_specs(read_meta_file(path))), label=str(path), kind="meta")
     return describe_checkpoint(target)

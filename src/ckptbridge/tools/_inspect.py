@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -161,7 +160,7 @@ def load_variables(
         weights = ckptbridge.load_variables("old/model.ckpt-1000")
         weights["dense/kernel"].shape
     """
-    with open_checkpoint(Path(os.fspath(path))) as ckpt:
+    with open_checkpoint(path) as ckpt:
         return {
             key: ckpt.read(key, copy=copy)
             for key, entry in ckpt.entries.items()
