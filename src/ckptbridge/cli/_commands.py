@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ckptbridge._errors import RulesError
+from ckptbridge._errors import ConversionError, RulesError
 from ckptbridge._optional import import_tensorflow
 
 if TYPE_CHECKING:
@@ -124,12 +124,15 @@ def write_rules(rules: Rules, path: Path) -> None:
 
 
 def add_convert(subparsers: Any) -> None:
-    """Declare ``ckptbridge convert SRC... --target T --out DIR [options]``."""
+    """Declare ``ckptbridge convert SRC... --target T --out DIR [options] [-- BEAM_OPTIONS]``."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "convert",
         help="re-save checkpoints in the target's format",
         description="Convert each SRC (a prefix, or a directory: every step of its state file) "
-        "into DIR. A batch carries on past failures: exit 1 if some items failed.",
+        "into DIR. A batch carries on past failures: exit 1 if some items failed. SRC and DIR "
+        "may be URLs (s3://, gs://, http(s)://, any fsspec protocol) and SRC a glob "
+        "('s3://bucket/runs/*/'). With --runner beam the batch runs as an Apache Beam pipeline; "
+        "arguments after -- are Beam pipeline options (e.g. -- --runner=DataflowRunner).",
     )
     p.add_argument("src", nargs="+", metavar="SRC", help="checkpoint prefixes or directories")
     p.add_argument(
@@ -147,6 +150,12 @@ def add_convert(subparsers: Any) -> None:
     p.add_argument("--link", action="store_true", help="hard-link untouched source shards")
     p.add_argument("--verify", action="store_true", help="re-read and compare every tensor")
     p.add_argument("--json", action="store_true", help="print the report as one JSON document")
+    p.add_argument(
+        "--runner",
+        choices=("local", "beam"),
+        default="local",
+        help="local: threads in this process (--jobs); beam: an Apache Beam pipeline",
+    )
 
 
 def positive(text: str) -> int:
@@ -167,11 +176,33 @@ def run_convert(args: argparse.Namespace) -> int:
     """
     from ckptbridge.conversion import run_conversion
 
+    beam_options = list(getattr(args, "beam_options", None) or [])
+    if args.runner == "beam":
+        return _run_convert_beam(args, beam_options)
+    if beam_options:
+        raise ConversionError(
+            f"arguments after -- ({' '.join(beam_options)[:80]}) are Beam pipeline options; "
+            "add --runner beam, or drop them"
+        )
     if args.to == "keras":
         import_tensorflow()
     report = run_conversion(
         args.src, args.out, target=_target_arg(args.target), rules=args.rules, to=args.to,
         overwrite=args.overwrite, link=args.link, verify=args.verify, jobs=args.jobs,
+    )  # fmt: skip
+    _print_report(report, args.json)
+    return 0 if report.ok else 1
+
+
+def _run_convert_beam(args: argparse.Namespace, beam_options: list[str]) -> int:
+    """``convert --runner beam``: the same batch and report, as a Beam pipeline."""
+    try:
+        from ckptbridge.beam import run_beam
+    except ImportError as exc:
+        raise ConversionError(f"--runner beam: {exc}") from None
+    report = run_beam(
+        args.src, args.out, target=args.target, rules=args.rules, to=args.to,
+        overwrite=args.overwrite, link=args.link, verify=args.verify, pipeline_args=beam_options,
     )  # fmt: skip
     _print_report(report, args.json)
     return 0 if report.ok else 1

@@ -97,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; for ``convert``, what follows ``--`` is kept aside as Beam options."""
+    if "--" in argv:
+        cut = argv.index("--")
+        head = parser.parse_args(argv[:cut])
+        if head.command == "convert":
+            head.beam_options = argv[cut + 1 :]
+            return head
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 success, 1 some items failed or unmatched,
     2 error or usage error).
@@ -109,8 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "TF_CPP_MIN_LOG_LEVEL", "2"
     )  # quiet if a model factory imports TensorFlow
     parser = build_parser()
+    given = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, given)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:
