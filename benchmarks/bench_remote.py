@@ -72,7 +72,9 @@ def main() -> None:
                 _measure(args, prefix, base, _storage.store_for_protocol("http"))
 
 
-def _measure(args: argparse.Namespace, prefix: Path, root: str, store: _storage.FsspecStore) -> None:
+def _measure(
+    args: argparse.Namespace, prefix: Path, root: str, store: _storage.FsspecStore
+) -> None:
     if True:
         files = sorted(prefix.parent.iterdir())
         total = sum(f.stat().st_size for f in files)
@@ -102,7 +104,9 @@ def _measure(args: argparse.Namespace, prefix: Path, root: str, store: _storage.
         t_download = _best(args.rounds, download_then_read)
 
     mb = total / 1e6
-    print(f"server: {args.server}; checkpoint: {mb:.1f} MB in {len(files)} files, index {index_bytes} B")
+    print(
+        f"server: {args.server}; checkpoint: {mb:.1f} MB in {len(files)} files, index {index_bytes} B"
+    )
     print(f"inspect: {inspect_bytes} B moved ({inspect_bytes / total:.2e} of the checkpoint), "
           f"{t_inspect * 1000:.0f} ms")  # fmt: skip
     print(f"read every tensor by range: {t_remote:.2f} s, {mb / t_remote:.0f} MB/s, "
