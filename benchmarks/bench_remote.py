@@ -23,11 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from remote_servers import http_range_server, moto_s3, upload  # noqa: E402
-
-import ckptbridge  # noqa: E402
-from ckptbridge.format import BundleWriter, open_checkpoint  # noqa: E402
-from ckptbridge.format import _storage  # noqa: E402
+import ckptbridge
+from ckptbridge.format import (
+    BundleWriter,
+    _storage,
+    open_checkpoint,
+)
+from remote_servers import http_range_server, moto_s3, upload
 
 
 def _write(directory: Path, megabytes: int) -> Path:
@@ -75,7 +77,7 @@ def main() -> None:
 def _measure(
     args: argparse.Namespace, prefix: Path, root: str, store: _storage.FsspecStore
 ) -> None:
-    if True:
+    if True:  # one block: the figures below print what was measured above
         files = sorted(prefix.parent.iterdir())
         total = sum(f.stat().st_size for f in files)
         url = f"{root}/model.ckpt"
