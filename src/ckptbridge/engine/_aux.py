@@ -34,6 +34,11 @@ _KERAS_HYPER = frozenset(
         "learning_rate_power", "initial_accumulator_value", "amsgrad", "nesterov",
     }
 )  # fmt: skip
+# The last component every pattern above can end in: a key whose leaf is none of these (and that
+# is not under a Keras optimizer's scope) is no auxiliary entry, decided by one C-level match.
+_AUX_LEAF = re.compile(
+    rf"(?:ExponentialMovingAverage|beta[12]_power|global_step|learning_rate|lr|{_OPTIMIZERS})(?:_\d+)?"
+)
 _KERAS3_SLOT = re.compile(r".+_(?:momentum|velocity|velocity_hat|accumulator|linear|m|v)")
 
 
@@ -72,6 +77,10 @@ def _classify(
         return "optimizer_slot", _tf2_owner(raw)
     if first == "optimizer":
         return "optimizer_other", None
+    if _AUX_LEAF.fullmatch(key.rpartition("/")[2]) is None and (
+        first != "training" and first.lower() not in _KERAS_OPT_NAMES
+    ):
+        return None
     m = _EMA.fullmatch(key)
     if m:
         return "ema_shadow", m.group("of")

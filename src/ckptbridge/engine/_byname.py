@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from ckptbridge._text import fmt_shape
 from ckptbridge.engine._names import (
     is_unnamed,
     normalise,
     strip_key,
-    suffixes,
     vocabulary_note,
 )
 from ckptbridge.engine._positions import rank_positions
@@ -101,13 +100,26 @@ def _misfit(src: VarSpec, tgt: VarSpec) -> str:
             f"'map: {{{src.name}: {tgt.name}}}' plus 'transforms', or fix the model")  # fmt: skip
 
 
-def _suffix_table(specs: list[VarSpec], ranks: Ranks) -> dict[int, dict[str, set[str]]]:
-    table: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+def _suffix_index(
+    specs: list[VarSpec], ranks: Ranks, keep: Container[str] | None = None
+) -> dict[str, set[str]]:
+    """Every component suffix of every name -> the specs that have it (only keys in ``keep``).
+
+    A suffix's length is its number of components, so one flat index serves every length.
+    """
+    index: dict[str, set[str]] = {}
     for spec in specs:
         for norm in _norms(spec, ranks):
-            for length, suffix in suffixes(norm):
-                table[length][suffix].add(spec.name)
-    return table
+            suffix, sep = norm, "/"
+            while sep:
+                if keep is None or suffix in keep:
+                    holders = index.get(suffix)
+                    if holders is None:
+                        index[suffix] = {spec.name}
+                    else:
+                        holders.add(spec.name)
+                _, sep, suffix = suffix.partition("/")
+    return index
 
 
 def _common_suffix(st: State, ranks: tuple[Ranks, Ranks]) -> None:
@@ -115,21 +127,29 @@ def _common_suffix(st: State, ranks: tuple[Ranks, Ranks]) -> None:
     srcs, tgts = st.free_sources(), st.free_targets()
     if not srcs or not tgts:
         return
-    src_table, tgt_table = _suffix_table(srcs, ranks[0]), _suffix_table(tgts, ranks[1])
-    for length in sorted(set(src_table) & set(tgt_table), reverse=True):
-        src_index = _still_free(src_table[length], st.free_src)
-        tgt_index = _still_free(tgt_table[length], st.free_tgt)
-        for key, s_name, t_name in _unique_pairs(src_index, tgt_index):
+    tgt_all = _suffix_index(tgts, ranks[1])
+    src_index = _suffix_index(srcs, ranks[0], keep=tgt_all)  # a key on one side pairs nothing
+    by_length: dict[int, list[str]] = defaultdict(list)
+    for key in tgt_all:  # target insertion order, as the pairs were always taken
+        if key in src_index:
+            by_length[key.count("/") + 1].append(key)
+    for length in sorted(by_length, reverse=True):
+        keys = by_length[length]
+        src_free = _still_free(src_index, keys, st.free_src)
+        tgt_free = _still_free(tgt_all, keys, st.free_tgt)
+        for key, s_name, t_name in _unique_pairs(src_free, tgt_free):
             src, tgt = st.sources[s_name], st.targets[t_name]
             steps = fit(src, tgt)
             if steps is not None:
                 st.take_pair(src, tgt, steps, f"common path suffix '{key}'")
 
 
-def _still_free(index: dict[str, set[str]], free: dict[str, None]) -> dict[str, set[str]]:
+def _still_free(
+    index: dict[str, set[str]], keys: list[str], free: dict[str, None]
+) -> dict[str, set[str]]:
     out = {}
-    for key, names in index.items():
-        alive = {n for n in names if n in free}
+    for key in keys:
+        alive = {n for n in index[key] if n in free}
         if alive:
             out[key] = alive
     return out

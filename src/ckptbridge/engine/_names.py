@@ -19,6 +19,9 @@ from ckptbridge.format._types import strip_attributes
 _SUFFIX_RE = re.compile(r":\d+$")
 _UNNAMED_RE = re.compile(r"Variable(_\d+)?")
 _DIGITS_RE = re.compile(r"(\d+)")
+_DIR_RE = re.compile(r"(^|/)(fw|bw)(?=/|$)")
+_DIRECTION_RE = re.compile(r"(^|/)(forward|backward)_")
+_COUNTER_RE = re.compile(r"_?\d+")
 
 # Leaf names that mean the same thing on both sides of the TF1/TF2 divide.
 VOCABULARY: dict[str, str] = {
@@ -125,9 +128,9 @@ def unnumbered_scope(scope: str) -> str:
     >>> unnumbered_scope("rnn/multi_rnn_cell/cell_1/lstm_cell"), unnumbered_scope("bidirectional_rnn/bw")
     ('rnn/multi_rnn_cell/cell/lstm_cell', 'bidirectional_rnn/<dir>')
     """
-    scope = re.sub(r"(^|/)(fw|bw)(?=/|$)", r"\1<dir>", scope)
-    scope = re.sub(r"(^|/)(forward|backward)_", r"\1<dir>_", scope)
-    return re.sub(r"_?\d+", "", scope)
+    scope = _DIR_RE.sub(r"\1<dir>", scope)
+    scope = _DIRECTION_RE.sub(r"\1<dir>_", scope)
+    return _COUNTER_RE.sub("", scope)
 
 
 def suffixes(norm: str) -> Iterable[tuple[int, str]]:

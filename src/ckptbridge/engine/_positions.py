@@ -21,6 +21,11 @@ __all__ = ["rank_positions"]
 
 _CONTAINERS = frozenset({"_operations", "_layers", "_self_tracked_trackables"})
 _PREFIXED = re.compile(r"(layer|layer_with_weights)-(\d+)")
+# Any positional segment at all: one C-level search keeps the (usual) paths without one cheap.
+_ANY_SPOT = re.compile(
+    r"(?:^|/)(?:(?:layer|layer_with_weights)-\d+(?:/|$)"
+    r"|(?:_operations|_layers|_self_tracked_trackables)/.)"
+)
 
 Spot = tuple[int, str, int]  # token position, container kind, index
 
@@ -43,20 +48,24 @@ def rank_positions(paths: Iterable[str]) -> dict[str, str]:
     >>> rank_positions(["model/layer-1/kernel", "model/layer-3/kernel"])["model/layer-3/kernel"]
     'model/layer-#1/kernel'
     """
-    parsed = {p: p.split("/") for p in dict.fromkeys(paths)}
-    spots = {p: _spots(tokens) for p, tokens in parsed.items()}
+    parsed: dict[str, tuple[list[str], list[Spot]]] = {}
+    for p in dict.fromkeys(paths):
+        if _ANY_SPOT.search(p) is None:
+            continue
+        tokens = p.split("/")
+        found = _spots(tokens)
+        if found:
+            parsed[p] = (tokens, found)
     seen: dict[tuple[tuple[str, ...], str], set[int]] = defaultdict(set)
-    for p, found in spots.items():
+    for tokens, found in parsed.values():
         for i, kind, index in found:
-            seen[(tuple(parsed[p][:i]), kind)].add(index)
+            seen[(tuple(tokens[:i]), kind)].add(index)
     ranks = {key: {n: r for r, n in enumerate(sorted(v))} for key, v in seen.items()}
     out: dict[str, str] = {}
-    for p, found in spots.items():
-        if not found:
-            continue
-        tokens = list(parsed[p])
+    for p, (parts, found) in parsed.items():
+        tokens = list(parts)
         for i, kind, index in found:
-            rank = ranks[(tuple(parsed[p][:i]), kind)][index]
+            rank = ranks[(tuple(parts[:i]), kind)][index]
             tokens[i] = f"#{rank}" if kind in _CONTAINERS else f"{kind}-#{rank}"
         out[p] = "/".join(tokens)
     return out

@@ -63,15 +63,16 @@ def _side_key(specs: list[VarSpec]) -> Callable[[VarSpec], Any]:
 
 
 def _groups(specs: list[VarSpec]) -> list[Group]:
-    key = _side_key(specs)
+    side_key = _side_key(specs)
+    keys = {spec.name: side_key(spec) for spec in specs}  # each spec's sort key computed once
     by_scope: dict[str, Group] = {}
     for spec in specs:
         norm = normalise(spec.name)
         scope = scope_of(norm)
         gid = norm if (not scope or is_unnamed(norm)) else scope + "/"
         by_scope.setdefault(gid, []).append(spec)
-    groups = [sorted(g, key=key) for g in by_scope.values()]
-    return sorted(groups, key=lambda g: key(g[0]))
+    groups = [sorted(g, key=lambda s: keys[s.name]) for g in by_scope.values()]
+    return sorted(groups, key=lambda g: keys[g[0].name])
 
 
 def _flatten(groups: list[Group]) -> list[Group]:
