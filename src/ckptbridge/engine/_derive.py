@@ -23,6 +23,7 @@ from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._structure import match_by_structure
+from ckptbridge.engine.families import slim_order
 from ckptbridge.rules._model import Cast, Options, Reshape, Rules, Step
 
 
@@ -70,6 +71,7 @@ def _derive(
     _classify(st)
     apply_renames(st, rules)
     if rules.options.derive:
+        _recognise_family(st)
         _run_converters(st, rules.options)
         match_by_name(st, include_aux=rules.options.optimizer_state)
         match_by_structure(st)
@@ -90,6 +92,20 @@ def _classify(st: State) -> None:
         aux = classify_auxiliary(name, spec.shape, st.targets)
         if aux is not None:
             st.target_aux[name] = aux
+
+
+def _recognise_family(st: State) -> None:
+    """A checkpoint without creation order whose names are a known family's (TF-slim's ResNet,
+    Inception) gets the order those names encode; the plan names the family."""
+    free = st.free_sources()
+    if not free or all(s.order is not None for s in free):
+        return
+    order = slim_order(s.name for s in free)
+    if order is None:
+        return
+    for name, rank in order.ranks.items():
+        st.sources[name] = replace(st.sources[name], order=rank)
+    st.family = order.family
 
 
 def _run_converters(st: State, options: Options) -> None:
@@ -250,4 +266,5 @@ def _assemble(st: State, labels: tuple[str, str]) -> MappingPlan:
         target_auxiliary=[a for n, a in st.target_aux.items() if n not in st.matches],
         ignored_targets=st.ignored_targets,
         unused_rules=st.unused_rules,
+        family=st.family,
     )

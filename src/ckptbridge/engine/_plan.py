@@ -85,7 +85,8 @@ class MappingPlan:
     ``unused``: source entries nobody reads (not auxiliary, not ignored). ``auxiliary``: source
     entries that are optimizer state, counters, EMA shadows... ``target_auxiliary``: the same on the
     target side (never required). ``ignored`` / ``ignored_targets``: removed by ``ignore`` /
-    ``ignore_target`` rules. ``unused_rules``: rules that decided nothing.
+    ``ignore_target`` rules. ``unused_rules``: rules that decided nothing. ``family``: the model
+    family recognised by the checkpoint's names (``'TF-slim ResNet v1 (resnet_v1_50)'``), if any.
 
     >>> plan = MappingPlan(matches=[Match("dense/kernel", ("fc/weights",), reason="rule map[fc/weights]")])
     >>> plan.complete
@@ -102,6 +103,7 @@ class MappingPlan:
     target_auxiliary: list[Auxiliary] = field(default_factory=list)
     ignored_targets: list[str] = field(default_factory=list)
     unused_rules: list[str] = field(default_factory=list)
+    family: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -139,6 +141,7 @@ class MappingPlan:
             "ignored": list(self.ignored),
             "ignored_targets": list(self.ignored_targets),
             "unused_rules": list(self.unused_rules),
+            "family": self.family,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -159,6 +162,7 @@ class MappingPlan:
             target_auxiliary=[_aux_from(d) for d in data.get("target_auxiliary", [])],
             ignored_targets=list(data.get("ignored_targets", [])),
             unused_rules=list(data.get("unused_rules", [])),
+            family=data.get("family"),
         )
 
     @classmethod

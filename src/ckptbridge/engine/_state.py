@@ -52,6 +52,7 @@ class State:
     ignored: list[str] = field(default_factory=list)
     ignored_targets: list[str] = field(default_factory=list)
     unused_rules: list[str] = field(default_factory=list)
+    family: str | None = None  # the model family recognised by its names (engine.families)
 
     @classmethod
     def build(

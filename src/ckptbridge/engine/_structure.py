@@ -3,7 +3,11 @@
 Each side is cut into groups (a layer's scope; an unnamed ``Variable_3`` or an unscoped name is a
 group of its own) and the two group sequences are aligned. Equal length and pairwise compatible:
 all match; groups whose signature has no counterpart on the other side may be set aside first.
-Leftovers are matched when their (leaf, shape), shape, or element count is unique on both sides.
+Where one side's order between layers of different kinds is unknown (a checkpoint without
+``.meta`` sorts every ``batch_normalization_N`` before every ``conv2d_N``), layers are aligned
+kind by kind (a Conv2D's ``kernel``, a BatchNormalization's four vectors...), each kind in its own
+creation order. Leftovers are matched when their (leaf, shape), shape, or element count is unique
+on both sides.
 """
 
 from __future__ import annotations
@@ -30,15 +34,18 @@ Pairing = list[tuple[VarSpec, VarSpec, tuple[Step, ...]]]
 
 
 def match_by_structure(st: State) -> None:
-    """Run the group alignment, the flattened alignment, then the unique-shape passes."""
+    """Run the group alignment, the flattened alignment, the alignment by layer kind, then the
+    unique-shape passes."""
+    order = f"{st.family} creation order" if st.family else "creation order"
     src_groups, tgt_groups = _groups(st.free_sources()), _groups(st.free_targets())
-    _take_aligned(st, src_groups, tgt_groups, "creation order + shape")
+    _take_aligned(st, src_groups, tgt_groups, f"{order} + shape")
     src_left, tgt_left = st.free_sources(), st.free_targets()
     src_groups, tgt_groups = _groups(src_left), _groups(tgt_left)
     if any(len(g) > 1 for g in src_groups + tgt_groups) and (
         all(len(g) == 1 for g in src_groups) or all(len(g) == 1 for g in tgt_groups)
     ):  # one side has no layer structure: align variable by variable
-        _take_aligned(st, _flatten(src_groups), _flatten(tgt_groups), "creation order + shape")
+        _take_aligned(st, _flatten(src_groups), _flatten(tgt_groups), f"{order} + shape")
+    _align_by_kind(st, order)
     _unique(st, lambda s: (meaningful_leaf(normalise(s.name)), s.shape, s.dtype.lower()),
             "unique leaf and shape", need_leaf=True)  # fmt: skip
     _unique(st, lambda s: (s.shape, s.dtype.lower()), "unique shape")
@@ -161,6 +168,44 @@ def _ordered_by_alphabet(groups: list[Group]) -> set[int]:
 def _unnumbered_scope(group: Group) -> str:
     norm = normalise(group[0].name)
     return unnumbered_scope(scope_of(norm) or norm)
+
+
+def _kind(group: Group) -> tuple[frozenset[str], int] | None:
+    """A layer's kind: the roles of its variables and its kernel's rank (None when a role is
+    unknown). ``({'kernel'}, 4)`` is a Conv2D without bias, ``({'beta', 'moving_mean',
+    'moving_variance'}, 0)`` a BatchNormalization without scale."""
+    leaves = [meaningful_leaf(normalise(s.name)) for s in group]
+    if any(leaf is None for leaf in leaves) or len(set(leaves)) != len(leaves):
+        return None
+    kernels = [len(s.shape) for s, leaf in zip(group, leaves, strict=True) if leaf == "kernel"]
+    return frozenset(leaf for leaf in leaves if leaf is not None), kernels[0] if kernels else 0
+
+
+def _align_by_kind(st: State, order: str) -> None:
+    """Align layers kind by kind when one side does not know the order between kinds.
+
+    Only then: where both sides know their whole creation order, the interleaved alignment has
+    already said whether they line up, and kind by kind would be a weaker test. Each kind's two
+    sequences must line up as a whole (:func:`_take_aligned`); a kind that does not is left to the
+    unique-shape passes, which report ties.
+    """
+    src, tgt = st.free_sources(), st.free_targets()
+    if not src or not tgt or (_knows_order(src) and _knows_order(tgt)):
+        return
+    kinds: dict[tuple[frozenset[str], int], tuple[list[Group], list[Group]]] = defaultdict(
+        lambda: ([], [])
+    )
+    for side, groups in enumerate((_groups(src), _groups(tgt))):
+        for g in groups:
+            kind = _kind(g)
+            if kind is not None:
+                kinds[kind][side].append(g)
+    for a, b in kinds.values():
+        _take_aligned(st, a, b, f"{order} within the layer kind + shape")
+
+
+def _knows_order(specs: list[VarSpec]) -> bool:
+    return all(s.order is not None for s in specs)
 
 
 def _take_pairing(st: State, pairing: Pairing | None, reason: str) -> None:

@@ -29,6 +29,8 @@ def render_plan(plan: MappingPlan) -> str:
             f"{total} {plan.target_label} variables matched"
             f"{'' if plan.complete else f', {len(plan.missing)} missing'}")  # fmt: skip
     lines = [head]
+    if plan.family:
+        lines.append(f"Recognised: {plan.family}")
     rows = []
     for m in plan.matches[:MAX_TABLE_ROWS]:
         srcs = " + ".join(m.sources)
