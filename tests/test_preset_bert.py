@@ -175,16 +175,24 @@ def test_plan_decides_every_projection_by_name(
 
 
 @pytest.mark.tf
-def test_without_the_preset_a_clear_not_found(
+def test_without_the_preset_the_family_is_recognised(
     bert_checkpoint: tuple[Path, np.ndarray, np.ndarray],
 ) -> None:
-    # Without rules the attention blocks still pair (converter) but nothing forces the rest.
-    prefix, _, _ = bert_checkpoint
-    plan = ckptbridge.plan(prefix, backbone())
-    attention = [m for m in plan.matches if m.reason.startswith("converter attention:")]
-    assert len(attention) == 8 * LAYERS
-    assert all(m.sources[0].split("/")[2] == m.target.split("/")[0].replace("transformer_", "")
-               for m in attention)  # fmt: skip
+    """No rules: the layout is recognised as Google's BERT and preset:bert's renames decide every
+    pair; the pre-training heads and the optimizer slot are left unused, never candidates."""
+    prefix, seq_expected, pooled_expected = bert_checkpoint
+    model = backbone()
+    report = ckptbridge.restore(model, prefix)
+    assert report.complete
+    assert report.plan is not None and report.plan.family == "Google BERT (TF1 modeling.py)"
+    assert sorted(report.unused) == ["bert/pooler/dense/kernel/adam_m", "cls/predictions/output_bias",
+                                     "cls/seq_relationship/output_weights"]  # fmt: skip
+    assert {m.reason.rsplit(" rename[", 1)[0] for m in report.matched} == {
+        "Google BERT (TF1 modeling.py): preset:bert"
+    }
+    seq_got, pooled_got = run_backbone(model)
+    np.testing.assert_allclose(seq_got, seq_expected, rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(pooled_got, pooled_expected, rtol=1e-5, atol=2e-5)
 
 
 def test_position_table_size_mismatch_is_explained(

@@ -86,8 +86,11 @@ def apply_sourced_transforms(st: State, rules: Rules, labels: tuple[str, str]) -
         raise RulesError("\n".join(problems))
 
 
-def apply_renames(st: State, rules: Rules) -> None:
-    """Ordered renames: the first rule whose pattern fullmatches a source key decides it."""
+def apply_renames(st: State, rules: Rules, *, label: str = "rule") -> None:
+    """Ordered renames: the first rule whose pattern fullmatches a source key decides it.
+
+    Each match's reason is ``f"{label} rename[i]"``.
+    """
     if not rules.rename:
         return
     compiled = [re.compile(r.pattern) for r in rules.rename]
@@ -117,7 +120,7 @@ def apply_renames(st: State, rules: Rules) -> None:
                     f"pattern more specific or add 'map: {{{props[0][0]}: {target}}}'")  # fmt: skip
             continue
         (s, i) = props[0]
-        st.take((s,), target, (), f"rule rename[{i}]")
+        st.take((s,), target, (), f"{label} rename[{i}]")
         used.add(i)
     for i, r in enumerate(rules.rename):
         if i in used:

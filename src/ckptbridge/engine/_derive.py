@@ -18,12 +18,12 @@ from ckptbridge.engine._apply_rules import (
 from ckptbridge.engine._aux import classify_auxiliary
 from ckptbridge.engine._byname import match_by_name
 from ckptbridge.engine._diagnose import explain_missing
-from ckptbridge.engine._names import layout_compatible
+from ckptbridge.engine._names import layout_compatible, strip_key
 from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._structure import match_by_structure
-from ckptbridge.engine.families import slim_order
+from ckptbridge.engine.families import bert_family, slim_order
 from ckptbridge.rules._model import Cast, Options, Reshape, Rules, Step
 
 
@@ -60,7 +60,8 @@ def _derive(
 ) -> MappingPlan:
     if rules is None:
         rules = Rules()
-    elif rules.presets:
+    given_presets = rules.presets
+    if rules.presets:
         from ckptbridge.rules._load import expand_presets  # reads the shipped preset files
 
         rules = expand_presets(rules)
@@ -71,10 +72,12 @@ def _derive(
     _classify(st)
     apply_renames(st, rules)
     if rules.options.derive:
-        _recognise_family(st)
+        held = _bert_family(st, given_presets)
+        _recognise_order(st)
         _run_converters(st, rules.options)
         match_by_name(st, include_aux=rules.options.optimizer_state)
         match_by_structure(st)
+        st.free_src.update(dict.fromkeys(held))
     if rules.options.use_ema:
         _use_ema(st)
     _apply_transforms(st, rules)
@@ -94,11 +97,42 @@ def _classify(st: State) -> None:
             st.target_aux[name] = aux
 
 
-def _recognise_family(st: State) -> None:
+def _bert_family(st: State, given_presets: tuple[str, ...]) -> list[str]:
+    """Google's BERT, ALBERT or ELECTRA layout into keras-hub's backbone: the family's preset
+    renames decide by name (unless the rules named that preset already). The checkpoint's heads
+    and optimizer slots are held out of derivation (returned, to end ``unused``); targets the
+    family's checkpoints never hold fail with the reason."""
+    from ckptbridge.rules._load import expand_presets  # reads the shipped preset file
+
+    targets = [n for t in st.targets.values() for n in (t.name, *t.aliases)]
+    family = bert_family(st.sources, targets)
+    if family is None:
+        return []
+    st.family = family.name
+    if family.preset not in given_presets:
+        preset = expand_presets(Rules(presets=(family.preset,)))
+        notes = len(st.unused_rules)
+        apply_renames(
+            st, Rules(rename=preset.rename), label=f"{family.name}: preset:{family.preset}"
+        )
+        del st.unused_rules[notes:]  # the preset was not asked for: its idle rules are no news
+    heads = re.compile(family.heads)
+    held = [s.name for s in st.free_sources() if heads.fullmatch(strip_key(s.name))]
+    for name in held:
+        del st.free_src[name]
+    for pattern, why in family.never_in_checkpoint:
+        rx = re.compile(pattern)
+        for t in st.free_targets():
+            if any(rx.fullmatch(strip_key(n)) for n in (t.name, *t.aliases)):
+                st.fail(t.name, why)
+    return held
+
+
+def _recognise_order(st: State) -> None:
     """A checkpoint without creation order whose names are a known family's (TF-slim's ResNet,
     Inception) gets the order those names encode; the plan names the family."""
     free = st.free_sources()
-    if not free or all(s.order is not None for s in free):
+    if st.family or not free or all(s.order is not None for s in free):
         return
     order = slim_order(s.name for s in free)
     if order is None:
