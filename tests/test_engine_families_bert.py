@@ -9,9 +9,11 @@ released checkpoints' extra heads and an ``AdamWeightDecayOptimizer`` slot besid
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import keras
 import keras_hub
 import numpy as np
 import pytest
@@ -29,6 +31,13 @@ SEGMENTS = np.array([[0, 0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 0, 0, 0]], np.int32)
 MASK = np.array([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]], np.int32)
 ALBERT = "Google ALBERT (TF1 modeling.py)"
 ELECTRA = "Google ELECTRA (TF1 modeling.py)"
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer_names() -> Iterator[None]:
+    """Leave Keras's name counters as they were found: later tests expect ``dense``, not ``dense_93``."""
+    yield
+    keras.backend.clear_session()
 
 
 def layer_norm(x: Any, name: str) -> Any:

@@ -10,6 +10,7 @@ alphabetically, and slim's names (or the ``conv2d_N`` counters) give the creatio
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,13 @@ from slim_builders import (
 pytestmark = pytest.mark.tf
 v1 = tf.compat.v1
 L = keras.layers
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer_names() -> Iterator[None]:
+    """Leave Keras's name counters as they were found: later tests expect ``dense``, not ``dense_93``."""
+    yield
+    keras.backend.clear_session()
 
 
 def _conv_bn(x: Any, filters: int, size: int, stride: int = 1) -> Any:
