@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from ckptbridge.format._bundle_proto import (
     EntryProto,
     _signed_increasing,
+    decode_entries,
     decode_entry,
     decode_header,
     encode_entry,
@@ -86,3 +87,34 @@ def test_dtype_names() -> None:
     assert numpy_dtype("bfloat16").itemsize == 2 and numpy_dtype("string") == np.dtype(object)
     with pytest.raises(UnknownDtypeError, match=r"DataType 21 \(variant\) has no numpy equivalent"):
         name_from_enum(21)
+
+
+@given(
+    dtype=st.integers(0, 30),
+    shape=st.lists(st.integers(0, 1 << 40), max_size=4),
+    shard=st.integers(0, 300),
+    offset=st.integers(0, (1 << 63) - 1),
+    size=st.integers(0, (1 << 63) - 1),
+    crc=st.integers(0, (1 << 32) - 1),
+    flips=st.lists(st.tuples(st.integers(0, 200), st.integers(1, 255)), max_size=3),
+)
+def test_decode_entries_fast_path_equals_decode_entry(
+    dtype: int,
+    shape: list[int],
+    shard: int,
+    offset: int,
+    size: int,
+    crc: int,
+    flips: list[tuple[int, int]],
+) -> None:
+    data = bytearray(encode_entry(EntryProto(dtype, tuple(shape), shard, offset, size, crc)))
+    for position, mask in flips:  # damaged bytes: the same result or the same error
+        if position < len(data):
+            data[position] ^= mask
+    try:
+        expected = decode_entry(bytes(data))
+    except ProtoError:
+        with pytest.raises(ProtoError):
+            decode_entries([bytes(data)])
+        return
+    assert decode_entries([bytes(data)]) == [expected]

@@ -14,6 +14,7 @@ process with SIGBUS)::
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import mmap
 import os
@@ -31,7 +32,7 @@ from ckptbridge._errors import (
 from ckptbridge.format._bundle_proto import (
     EntryProto,
     Extent,
-    decode_entry,
+    decode_entries,
     decode_header,
     slice_key,
 )
@@ -98,12 +99,17 @@ class BundleReader:
                     "Expected a TensorFlow tensor-bundle index (LevelDB table). " + _FIX
                 ) from None
             del data
+            paused = gc.isenabled()  # decoding creates objects, never cycles: the collector
+            gc.disable()  # would only rescan everything else (all of TensorFlow, if imported)
             try:
                 self._load(items)
             except ProtoError as exc:
                 raise CorruptCheckpointError(
                     f"{self.index_path}: an index record does not decode ({exc}). " + _FIX
                 ) from None
+            finally:
+                if paused:
+                    gc.enable()
         self._check_shards()
 
     # -- opening -------------------------------------------------------------------------------
@@ -127,7 +133,10 @@ class BundleReader:
             )
         self.num_shards = header.num_shards
         self.big_endian = header.endianness == 1
-        protos = {key: decode_entry(value) for key, value in items[1:]}
+        keys, values = [k for k, _ in items[1:]], [v for _, v in items[1:]]
+        items.clear()  # the raw table is no longer needed: lower the peak memory
+        protos = dict(zip(keys, decode_entries(values), strict=True))
+        del keys, values
         # A key is a slice exactly when a partitioned entry names it, as TensorFlow's
         # CheckpointReader decides; any other key (even one starting with NUL) is an entry.
         slice_keys = {slice_key(k, extents) for k, p in protos.items() for extents in p.slices}
@@ -146,10 +155,24 @@ class BundleReader:
                     (extents, protos.get(slice_key(key, extents), _MISSING))
                     for extents in proto.slices
                 ]
-        for name, entry_proto in self._protos.items():
-            self.entries[name] = self._validate(name, entry_proto)
+        # Checks per entry, with what depends only on (dtype, shape) worked out once per pair.
+        kinds: dict[tuple[int, tuple[int, ...]], tuple[str, int]] = {}
+        entries, shards = self.entries, self.num_shards
+        for name, proto in self._protos.items():
+            kind = kinds.get((proto.dtype, proto.shape))
+            if kind is None:
+                kind = kinds[proto.dtype, proto.shape] = self._kind(name, proto)
+            dtype, needed = kind
+            if proto.slices:
+                nbytes = self._validate_slices(name, proto, dtype)
+                entries[name] = Entry(name, dtype, proto.shape, nbytes, True)
+                continue
+            if proto.size != needed or not 0 <= proto.shard_id < shards or proto.offset < 0:
+                self._validate_stored(name, proto, dtype)  # strings, or an error to explain
+            entries[name] = Entry(name, dtype, proto.shape, proto.size, False)
 
-    def _validate(self, key: str, proto: EntryProto) -> Entry:
+    def _kind(self, key: str, proto: EntryProto) -> tuple[str, int]:
+        """The dtype name and the exact byte size (-1: not fixed) of ``proto``'s dtype and shape."""
         dtype = dtype_label(proto.dtype, f"dtype{proto.dtype}")
         # Non-empty shapes are bounded by the bytes stored; numpy also bounds empty ones.
         extent = math.prod(max(dim, 1) for dim in proto.shape) if 0 in proto.shape else 0
@@ -159,11 +182,9 @@ class BundleReader:
                 f"{len(proto.shape)}) cannot be represented: at most rank {_MAX_RANK} and "
                 f"{_MAX_EXTENT} elements. " + _FIX
             )
-        if proto.slices:
-            nbytes = self._validate_slices(key, proto, dtype)
-            return Entry(key, dtype, proto.shape, nbytes, True)
-        self._validate_stored(key, proto, dtype)
-        return Entry(key, dtype, proto.shape, proto.size, False)
+        if not has_numpy_form(dtype) or dtype == "string":
+            return dtype, -1
+        return dtype, math.prod(proto.shape) * numpy_dtype(dtype).itemsize
 
     def _validate_stored(self, key: str, proto: EntryProto, dtype: str) -> None:
         where = f"{self.index_path}: entry {key!r}"

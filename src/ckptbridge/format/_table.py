@@ -90,18 +90,23 @@ def _block_entries(block: bytes, what: str) -> list[tuple[bytes, bytes]]:
     if num_restarts == 0 or limit < 0:
         raise TableError(f"{what} block claims {num_restarts} restart points in {len(block)} bytes")
     entries: list[tuple[bytes, bytes]] = []
+    append = entries.append
     key = b""
     pos = 0
     while pos < limit:
-        shared, pos = read_varint(block, pos, limit=5)
-        unshared, pos = read_varint(block, pos, limit=5)
-        value_len, pos = read_varint(block, pos, limit=5)
-        if shared > len(key) or pos + unshared + value_len > limit:
+        if pos + 3 <= limit and block[pos] | block[pos + 1] | block[pos + 2] < 0x80:
+            shared, unshared, value_len = block[pos], block[pos + 1], block[pos + 2]
+            pos += 3  # the common case: three one-byte varints
+        else:
+            shared, pos = read_varint(block, pos, limit=5)
+            unshared, pos = read_varint(block, pos, limit=5)
+            value_len, pos = read_varint(block, pos, limit=5)
+        end = pos + unshared
+        if shared > len(key) or end + value_len > limit:
             raise TableError(f"{what} block: entry at byte {pos} overruns its block")
-        key = key[:shared] + block[pos : pos + unshared]
-        pos += unshared
-        entries.append((key, block[pos : pos + value_len]))
-        pos += value_len
+        key = key[:shared] + block[pos:end] if shared else block[pos:end]
+        pos = end + value_len
+        append((key, block[end:pos]))
     return entries
 
 

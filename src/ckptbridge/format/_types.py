@@ -39,7 +39,7 @@ def strip_attributes(key: str) -> str:
     return key[: -len(ATTRIBUTES_SUFFIX)] if key.endswith(ATTRIBUTES_SUFFIX) else key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One tensor stored in a checkpoint (slices of partitioned variables appear once, whole).
 
