@@ -38,6 +38,7 @@ def _sequential() -> Any:
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Any]]:
+    keras.backend.clear_session(free_memory=False)  # auto names from a fresh counter: lstm, dense
     out = tmp_path_factory.mktemp("keras")
     files = []
     for i, model in enumerate((_functional(), _sequential())):
@@ -74,6 +75,24 @@ def test_kind_order_and_aliases(saved: list[tuple[Path, Any]]) -> None:
         )
 
 
+def test_keys_follow_the_names_keras_gave_after_other_layers(tmp_path: Path) -> None:
+    for _ in range(
+        3
+    ):  # advance Keras's per-process name counters, as earlier models in a process do
+        keras.layers.LSTM(2), keras.layers.Dense(2), keras.layers.Conv1D(2, 3)
+    model = _functional()
+    model.save_weights(tmp_path / "late.weights.h5")
+    with open_checkpoint(tmp_path / "late.weights.h5") as ckpt:
+        assert list(ckpt.entries) == [v.path for v in model.weights]
+        lstm = next(layer for layer in model.layers if isinstance(layer, keras.layers.LSTM))
+        assert lstm.name != "lstm"
+        assert ckpt.keras_layout(f"{lstm.name}/lstm_cell/kernel") == (
+            0,
+            ("layers/lstm/cell/vars/0",),  # Keras names the groups per save, from the class
+            "LSTMCell",
+        )
+
+
 def test_a_directory_of_keras_files_resolves_to_the_newest(saved: list[tuple[Path, Any]]) -> None:
     directory = saved[0][0].parent
     assert ckptbridge.inspect(directory).kind.value == "keras"
@@ -92,3 +111,16 @@ def test_a_damaged_h5_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "x.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
     with pytest.raises(CorruptCheckpointError, match=r"cannot be read as a Keras weights file"):
         open_checkpoint(tmp_path / "x.weights.h5")
+
+
+def test_an_unknown_key_is_an_entry_error(saved: list[tuple[Path, Any]]) -> None:
+    path, _ = saved[0]
+    with (
+        open_checkpoint(path) as ckpt,
+        pytest.raises(
+            ckptbridge.EntryNotFoundError,
+            match=r"^'lstm_9/lstm_cell/kernel' is not an entry of checkpoint .*m0\.weights\.h5\. "
+            r"Did you mean 'lstm/lstm_cell/kernel'",
+        ),
+    ):
+        ckpt.keras_layout("lstm_9/lstm_cell/kernel")

@@ -172,6 +172,7 @@ class Checkpoint:
         """
         if not isinstance(self._reader, KerasReader):
             return None
+        self._entry(key)
         return self._reader.order(key), self._reader.aliases(key), self._reader.layer(key)
 
     @cached_property
