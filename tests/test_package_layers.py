@@ -27,5 +27,6 @@ def test_no_private_module_left_at_the_package_top() -> None:
         "_bridge.py",
         "_errors.py",
         "_optional.py",
+        "_progress.py",
         "_text.py",
     ]

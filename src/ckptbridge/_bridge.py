@@ -51,20 +51,26 @@ class Bridge:
         return f"Bridge(rules=<{len(self.rules.rename)} renames, {len(self.rules.map)} pairs>, strict={self.strict})"
 
     def restore(
-        self, model: Any, checkpoint: PathLike, *, strict: bool | None = None
+        self,
+        model: Any,
+        checkpoint: PathLike,
+        *,
+        strict: bool | None = None,
+        progress: bool | None = None,
     ) -> RestoreReport:
         """Restore ``checkpoint`` into ``model`` (built Keras 3 / tf-keras model or tf.Module).
 
         All-or-nothing: with ``strict`` every variable must have a source, else
         ``ckptbridge.NotFoundError`` (a ``tf.errors.NotFoundError``) is raised before any
-        assignment. ``strict=None`` uses the Bridge's setting.
+        assignment. ``strict=None`` uses the Bridge's setting. ``progress``: a byte bar on
+        stderr while values are read (None: only when stderr is a terminal).
 
         >>> print(Bridge().restore(model, "old/model.ckpt-1000"))
         """
         from ckptbridge.restoring import restore_into
 
         use_strict = self.strict if strict is None else strict
-        return restore_into(model, checkpoint, self.rules, strict=use_strict)
+        return restore_into(model, checkpoint, self.rules, strict=use_strict, progress=progress)
 
     def plan(self, checkpoint: PathLike, target: TargetLike) -> MappingPlan:
         """Derive the mapping from ``checkpoint`` to ``target`` without assigning anything.
@@ -103,14 +109,19 @@ class Bridge:
 
 
 def restore(
-    model: Any, checkpoint: PathLike, rules: RulesLike = None, *, strict: bool = True
+    model: Any,
+    checkpoint: PathLike,
+    rules: RulesLike = None,
+    *,
+    strict: bool = True,
+    progress: bool | None = None,
 ) -> RestoreReport:
     """Restore a TF1 (V1 or V2) or TF2 checkpoint into a live model; see :meth:`Bridge.restore`.
 
     >>> report = ckptbridge.restore(model, "old/model.ckpt-1000")
     >>> print(report)
     """
-    return Bridge(rules, strict=strict).restore(model, checkpoint)
+    return Bridge(rules, strict=strict).restore(model, checkpoint, progress=progress)
 
 
 def plan(checkpoint: PathLike, target: TargetLike, rules: RulesLike = None) -> MappingPlan:

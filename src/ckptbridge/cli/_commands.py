@@ -22,6 +22,7 @@ from ckptbridge._errors import ConversionError, RulesError
 from ckptbridge._optional import import_tensorflow
 
 if TYPE_CHECKING:
+    from ckptbridge._progress import ByteBar
     from ckptbridge.rules import Rules
 
 __all__ = [
@@ -189,6 +190,7 @@ def run_convert(args: argparse.Namespace) -> int:
     report = run_conversion(
         args.src, args.out, target=_target_arg(args.target), rules=args.rules, to=args.to,
         overwrite=args.overwrite, link=args.link, verify=args.verify, jobs=args.jobs,
+        progress=False if args.json else None,
     )  # fmt: skip
     _print_report(report, args.json)
     return 0 if report.ok else 1
@@ -290,30 +292,15 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in reports) else 2
 
 
-class _Bar:
-    """A tqdm byte bar on stderr, fed with (done, total) callbacks."""
-
-    def __init__(self, desc: str) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=0, unit="B", unit_scale=True, desc=desc, file=sys.stderr,
-                         leave=False)  # fmt: skip
-
-    def bytes(self, done: int, total: int) -> None:
-        if self._bar.total != total:
-            self._bar.total = total
-        self._bar.update(done - self._bar.n)
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-def progress_bar(wanted: bool, desc: str) -> _Bar | None:
-    """A progress bar when ``wanted`` (no --json) and stderr is a terminal, else None.
+def progress_bar(wanted: bool, desc: str) -> ByteBar | None:
+    """A byte bar when ``wanted`` (no --json) and stderr is a terminal, else None.
 
     Example: ``bar = progress_bar(not args.json, "verify")``.
     """
-    return _Bar(desc) if wanted and sys.stderr.isatty() else None
+    from ckptbridge._progress import ByteBar
+    from ckptbridge._progress import wanted as on_terminal
+
+    return ByteBar(desc) if wanted and on_terminal(None) else None
 
 
 # -- schema ----------------------------------------------------------------------------------

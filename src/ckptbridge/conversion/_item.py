@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import CkptBridgeError, ConversionError, OutputExistsError
+from ckptbridge._progress import advance, set_total
 from ckptbridge.conversion import _stage
 from ckptbridge.conversion._actions import ActionList, plan_actions, step_from_name
 from ckptbridge.conversion._report import ItemReport
@@ -135,6 +136,7 @@ def _convert(
         report.dropped, report.kept = list(actions.dropped), list(actions.kept)
         report.missing = len(actions.dropped)
         step = _source_step(src, plan, source)
+        set_total(sum(_nbytes(a) for a in actions.actions))
         stage = _stage.new_stage(out_dir)
         try:
             if target.to == "keras":
@@ -154,6 +156,17 @@ def _convert(
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     report.verified = verify
+
+
+def _nbytes(action: Any) -> int:
+    """The bytes ``action`` writes (strings count as none: their size is not known up front)."""
+    import math
+
+    from ckptbridge.format._dtypes import numpy_dtype
+
+    if action.dtype == "string":
+        return 0
+    return int(math.prod(action.shape)) * numpy_dtype(action.dtype).itemsize
 
 
 def _source_step(src: Checkpoint, plan: MappingPlan, source: Location) -> int | None:
@@ -238,6 +251,7 @@ def _write_keras(
     check_values(live, values)
     assign_values(live, values)
     target.model.save_weights(str(stage / name))
+    advance(sum(int(getattr(v, "nbytes", 0)) for v in values.values()))
     if verify:
         _verify_keras(target, stage / name, values)
     return [name]
@@ -293,7 +307,7 @@ def _write_safetensors(
         "ckptbridge.target": target.label,
         "ckptbridge.plan_sha256": plan_fingerprint(plan),
     }
-    stats = write_safetensors(stage / name, src, tensors, metadata)
+    stats = write_safetensors(stage / name, src, tensors, metadata, progress=advance)
     report.bytes_copied, report.bytes_transformed = stats.bytes_copied, stats.bytes_transformed
     if verify:
         _verify_safetensors(stage / name, src, tensors)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ckptbridge._progress import advance
 from ckptbridge.conversion._actions import Action
 from ckptbridge.conversion._stream import streamable, transformed_chunks
 from ckptbridge.conversion._write import Partition, WriteStats, raw_source, write_actions
@@ -80,11 +81,12 @@ def write_linked(
             else:
                 stats.bytes_linked += size
             writer.add_shard(dest, [(action.key, loc) for action, loc in entries])
+            advance(size)
         for action, loc in streamed:
             chunks = transformed_chunks(action, loc)
-            stats.bytes_transformed += writer.add_chunks(
-                action.key, action.dtype, action.shape, chunks
-            )
+            written = writer.add_chunks(action.key, action.dtype, action.shape, chunks)
+            stats.bytes_transformed += written
+            advance(written)
         more = write_actions(
             writer, src, tuple(decoded), template=template, step=step, partitions=partitions
         )

@@ -312,6 +312,11 @@ def _run_items(
         with lock:
             return convert_item(prefix, out, target, rules, **kw)
 
+    if len(work) == 1:  # one checkpoint: a byte bar for it (tensor by tensor) instead
+        from ckptbridge._progress import byte_bar, wanted
+
+        with byte_bar(f"convert {work[0][0].name}", wanted(progress)):
+            return [one(work[0])]
     bar = _progress_bar(len(work), progress)
     try:
         if jobs <= 1 or len(work) < 2:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ckptbridge._errors import ConversionError
+from ckptbridge._progress import advance
 from ckptbridge.conversion._actions import Action
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ def write_actions(
         if loc is not None:
             writer.add_raw(action.key, loc)
             stats.bytes_copied += loc.size
+            advance(loc.size)
             continue
         value = expected_value(src, action, template, step)
         if part is None:
@@ -117,6 +119,7 @@ def write_actions(
                     action.key, part.full_shape, offset, np.ascontiguousarray(value[sl])
                 )
         stats.bytes_transformed += int(value.nbytes)
+        advance(int(value.nbytes))
         del value
     return stats
 

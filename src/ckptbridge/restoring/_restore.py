@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import MappingError, not_found_error_class
+from ckptbridge._progress import advance, byte_bar, set_total, wanted
 from ckptbridge._text import fmt_shape, render_table
 from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match, Unmatched
 from ckptbridge.engine._table import aux_counts
@@ -236,13 +237,22 @@ def _read_values(ckpt: Checkpoint, plan: MappingPlan) -> dict[str, Any]:
     """Read and transform every matched value (arrays or tensors); nothing is assigned here."""
     from ckptbridge.transforms import apply_steps
 
+    set_total(sum(_source_bytes(ckpt, m) for m in plan.matches))
     values = _bulk_read(ckpt, plan)
+    advance(sum(_source_bytes(ckpt, m) for m in plan.matches if m.target in values))
     for match in plan.matches:
         if match.target in values:
             continue
         arrays = [ckpt.read(source) for source in match.sources]
         values[match.target] = apply_steps(arrays, list(match.steps)) if match.steps else arrays[0]
+        advance(_source_bytes(ckpt, match))
     return values
+
+
+def _source_bytes(ckpt: Checkpoint, match: Match) -> int:
+    """The stored bytes of ``match``'s sources (what reading it costs)."""
+    entries = (ckpt.entries.get(ckpt.stored_key(s)) for s in match.sources)
+    return sum(e.nbytes for e in entries if e is not None)
 
 
 def _raise_not_found(plan: MappingPlan) -> None:
@@ -255,7 +265,12 @@ def _raise_not_found(plan: MappingPlan) -> None:
 
 
 def restore_into(
-    model: Any, checkpoint: str | os.PathLike[str], rules: Rules, *, strict: bool
+    model: Any,
+    checkpoint: str | os.PathLike[str],
+    rules: Rules,
+    *,
+    strict: bool,
+    progress: bool | None = None,
 ) -> RestoreReport:
     """Derive the plan from ``checkpoint`` to ``model``, then restore it all-or-nothing.
 
@@ -263,7 +278,8 @@ def restore_into(
     may relax it). Raises ``ckptbridge.NotFoundError`` before any assignment when strict and a
     variable has no source. ``rules.options.optimizer_state``: also restore ``model.optimizer``
     from the TF1 slots (see :mod:`ckptbridge.engine.optim`), mapped, read and checked before anything is
-    assigned (building the optimizer's slots if it has none yet).
+    assigned (building the optimizer's slots if it has none yet). ``progress``: a byte bar on
+    stderr while the values are read (None: when stderr is a terminal).
 
     >>> restore_into(model, "old/model.ckpt-1000", Rules(), strict=True).complete
     True
@@ -287,7 +303,8 @@ def restore_into(
         if strict and not plan.complete:
             _raise_not_found(plan)
         prepared = _prepare_optimizer(model, live, ckpt, plan, rules, strict=strict)
-        values = _read_values(ckpt, plan)
+        with byte_bar(f"restore {ckpt.prefix.name}", wanted(progress)):
+            values = _read_values(ckpt, plan)
         check_values(live, values)
         assign_values(live, values)
         if prepared is not None:
