@@ -341,12 +341,15 @@ def test_aplain_needs_its_forget_bias_rule(work: Work, tmp_path: Path) -> None:
     assert not np.allclose(got, work.reference("Aplain"), rtol=1e-5, atol=1e-5)
 
 
-def test_missing_step_in_state_file_is_a_warning_not_a_failure(work: Work) -> None:
+def test_missing_step_in_state_file_is_counted_absent_not_a_failure(work: Work) -> None:
     # fv0008's `checkpoint` file also lists 'result/name/names-40', absent from the folder.
     report, _ = work.converted("fv0008")
-    [warning] = report.warnings
-    assert "result/name/names-40" in warning and "skipped" in warning
-    assert all(not work.converted(n)[0].warnings for n in CASES if n != "fv0008")
+    assert report.ok and not report.warnings
+    [absent] = report.absent
+    assert absent.endswith("/checkpoint: result/name/names-40")
+    assert "1 absent" in str(report) and "result/name/names-40" in str(report)
+    others = [work.converted(n)[0] for n in CASES if n != "fv0008"]
+    assert all(not r.absent and not r.warnings for r in others)
 
 
 # -- 2. the same through the CLI: plan --emit-rules F, then convert --rules F --------------------
