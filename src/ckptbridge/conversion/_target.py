@@ -78,7 +78,7 @@ def _checkpoint_target(path: Location, to: str | None) -> Target:
     from ckptbridge.sides._checkpoint import checkpoint_side
 
     with open_checkpoint(path) as ckpt:  # opened once: names as describe_target gives them
-        kind = ckpt.kind.value if ckpt.kind.value in ("tf2", "keras") else "tf1"
+        kind = ckpt.kind.value if ckpt.kind.value in ("tf2", "keras", "safetensors") else "tf1"
         specs = checkpoint_side(ckpt).specs
         prefix = ckpt.prefix
         partitions = _partitions_of_meta(ckpt.meta) if kind == "tf1" else {}

@@ -30,6 +30,7 @@ from ckptbridge.format._meta import MetaInfo
 from ckptbridge.format._objgraph import ObjectGraph
 from ckptbridge.format._proto import ProtoError
 from ckptbridge.format._resolve import resolve_checkpoint
+from ckptbridge.format._safetensors import SafetensorsReader, is_safetensors_file
 from ckptbridge.format._storage import Location, RemotePath, is_file
 from ckptbridge.format._types import (
     ATTRIBUTES_SUFFIX,
@@ -68,6 +69,9 @@ class Checkpoint:
         elif is_keras_file(prefix):
             self._reader = KerasReader(prefix)
             self.kind = CheckpointKind.KERAS
+        elif is_safetensors_file(prefix):
+            self._reader = SafetensorsReader(prefix)
+            self.kind = CheckpointKind.SAFETENSORS
         else:
             from ckptbridge.format._v1 import V1Reader
 

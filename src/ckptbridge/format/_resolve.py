@@ -18,14 +18,16 @@ from typing import TypeVar, cast
 from ckptbridge._errors import CheckpointNotFoundError, CkptBridgeError
 from ckptbridge.format._files import is_directory, is_regular, open_regular
 from ckptbridge.format._keras import KERAS_SUFFIXES
+from ckptbridge.format._safetensors import SAFETENSORS_SUFFIX
 from ckptbridge.format._state import STATE_FILE, read_state_file
 from ckptbridge.format._storage import Location, RemotePath, as_location
 from ckptbridge.format._table import MAGIC
 
 _SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _NOT_V1 = re.compile(
-    r"(\.(index|meta|txt|json|pb|pbtxt|py|md|yaml|h5|keras)|\.data-\d{5}-of-\d{5}|^checkpoint)$"
+    r"(\.(index|meta|txt|json|pb|pbtxt|py|md|yaml|h5|keras|safetensors)|\.data-\d{5}-of-\d{5}|^checkpoint)$"
 )
+SINGLE_FILE_SUFFIXES = (*KERAS_SUFFIXES, SAFETENSORS_SUFFIX)
 _STEP = re.compile(r"-(\d+)$")
 _MAX_SCAN = 2000
 P = TypeVar("P", bound=Location)
@@ -33,7 +35,7 @@ SAVED_MODEL_VARIABLES = Path("variables") / "variables"
 LOOKS_LIKE = (
     "A checkpoint path is a prefix (model.ckpt-1000 for model.ckpt-1000.index + .data-*), a "
     "training directory (with its 'checkpoint' state file), a SavedModel directory, a V1 "
-    "checkpoint file, or a Keras .weights.h5/.keras file"
+    "checkpoint file, a Keras .weights.h5/.keras file or a .safetensors file"
 )
 
 
@@ -108,7 +110,7 @@ def newest_checkpoint(directory: Location) -> tuple[Location | None, int]:
         files = [p for p in listed if _is_file(p) and not _NOT_V1.search(p.name)]
         bundles = [p for p in files if has_table_magic(p)]
     if not bundles:
-        bundles = [p for p in listed if _is_file(p) and p.name.endswith(KERAS_SUFFIXES)]
+        bundles = [p for p in listed if _is_file(p) and p.name.endswith(SINGLE_FILE_SUFFIXES)]
     if not bundles:
         return None, 0
     return max(bundles, key=_sort_key), len(bundles)
@@ -162,7 +164,7 @@ def _resolve_dir(directory: Location) -> tuple[Location, list[str]]:
         if newest is None:
             raise CheckpointNotFoundError(
                 f"no checkpoint in directory {directory}: there is no '{STATE_FILE}' state file and "
-                f"no *.index, V1 checkpoint or Keras weights file. {_listing(directory)}. "
+                f"no *.index, V1 checkpoint, Keras weights or safetensors file. {_listing(directory)}. "
                 + LOOKS_LIKE
             )
         note = (

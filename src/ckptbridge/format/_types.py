@@ -24,6 +24,7 @@ class CheckpointKind(str, Enum):
     TF1_V1 = "tf1-v1"  # the pre-2017 single-file format
     TF2 = "tf2"  # object-based bundle: has the _CHECKPOINTABLE_OBJECT_GRAPH entry
     KERAS = "keras"  # a Keras 3 .weights.h5 or .keras file, keyed by the variables' paths
+    SAFETENSORS = "safetensors"  # a .safetensors file (ckptbridge's --to safetensors output, ...)
 
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"

@@ -2,7 +2,8 @@
 
 Opening checks the index (every block's CRC32C, every record, every shard's size); then every
 entry is read through the decoder users get (``Checkpoint.read``: CRC32C of the entry's bytes,
-strings, slices, V1 blocks, Keras datasets), and entries without a numpy form (``variant``,
+strings, slices, V1 blocks, Keras datasets; a safetensors file, which has no checksums, has its
+header checked against its byte ranges when opened), and entries without a numpy form (``variant``,
 ``resource``) have their raw bytes checksummed. Damage is collected, not raised: the report names
 each damaged entry with its file and byte range::
 
