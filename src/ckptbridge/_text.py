@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["fmt_shape", "human_bytes", "render_table"]
+__all__ = ["DEFAULT_MAX_ELEMENTS", "fmt_shape", "human_bytes", "render_table"]
+
+DEFAULT_MAX_ELEMENTS = 1000  # values per tensor in JSON; numpy's print threshold too
 
 
 def human_bytes(size: int) -> str:

@@ -20,8 +20,8 @@ from typing import Any
 
 from ckptbridge import __version__
 from ckptbridge._errors import CkptBridgeError
+from ckptbridge._text import DEFAULT_MAX_ELEMENTS  # not from tools: convert needs no tools
 from ckptbridge.cli import _commands as _cmd
-from ckptbridge.tools._values import DEFAULT_MAX_ELEMENTS
 
 EXIT_OK, EXIT_ERROR = 0, 2
 

@@ -8,9 +8,13 @@ chunks whatever the tensor's size, and the work stays in the CPU caches.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import mmap
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import google_crc32c
 import numpy as np
@@ -23,7 +27,8 @@ from ckptbridge.rules._model import Add, Cast, Reshape, Step
 if TYPE_CHECKING:
     from ckptbridge.format import Checkpoint, RawLocation
 
-CHUNK = 1 << 18  # source bytes per step: small enough to stay in the CPU caches
+CHUNK = 1 << 20  # source bytes per step: the chunk and its output stay in the CPU's caches
+WINDOW = 64 << 20  # source bytes mapped at a time: read in place from the page cache, RSS bounded
 
 
 def _elementwise(steps: tuple[Step, ...]) -> bool:
@@ -46,12 +51,122 @@ def streamable(src: Checkpoint, action: Action) -> RawLocation | None:
 
 def transformed_chunks(action: Action, loc: RawLocation) -> Iterator[np.ndarray]:
     """The output bytes of ``action`` (uint8 arrays), chunk by chunk from its source ``loc``;
-    the source CRC32C is checked once the last chunk has been read (before it is yielded)."""
+    the source CRC32C is checked once the last chunk has been read (before it is yielded).
+
+    A local source is read in place through short memory maps and each step writes into one
+    reused buffer per dtype (``np.add(..., out=)``, ``np.copyto``): the same ufuncs and casts as
+    :func:`ckptbridge.transforms.apply_steps`, with no allocation and no extra copy per chunk.
+    A yielded chunk is valid until the next one is requested.
+    """
+    from ckptbridge.format._dtypes import numpy_dtype
+
+    assert action.match is not None
+    steps = [s for s in action.match.steps if not isinstance(s, Reshape)]
+    src_dtype, want = numpy_dtype(loc.dtype), numpy_dtype(action.dtype)
+    kernel = _Kernel.build(steps, src_dtype)
+    if kernel is None or not isinstance(loc.path, Path):
+        yield from _generic_chunks(action, loc, steps)
+        return
+    if loc.size and kernel.out_dtype != want:
+        raise _dtype_error(action, kernel.out_dtype)
+    step_bytes = max(src_dtype.itemsize, CHUNK - CHUNK % src_dtype.itemsize)
+    name = action.match.sources[0]
+    crc = got = 0
+    with loc.path.open("rb") as fin:
+        available = max(0, min(loc.size, os.fstat(fin.fileno()).st_size - loc.offset))
+        available -= available % src_dtype.itemsize
+        for view in _mapped_chunks(fin.fileno(), loc.offset, available, step_bytes):
+            got += view.size
+            crc = google_crc32c.extend(crc, view)
+            out = kernel(view.view(src_dtype))
+            del view  # its map closes at the end of its window
+            if got == loc.size:
+                loc.check_read(crc, got, name)
+            yield out.view(np.uint8)
+    if got < loc.size:
+        loc.check_read(crc, got, name)
+
+
+def _mapped_chunks(fd: int, start: int, length: int, step: int) -> Iterator[np.ndarray]:
+    """``length`` bytes of ``fd`` from ``start`` as uint8 arrays of ``step`` bytes (the last
+    shorter), views of read-only memory maps of about WINDOW bytes each. Each piece must be
+    dropped before the next is requested (its map closes at the end of its window)."""
+    pos, end = start, start + length
+    while pos < end:
+        base = pos - pos % mmap.ALLOCATIONGRANULARITY
+        stop = min(end, pos + max(1, (WINDOW - (pos - base)) // step) * step)
+        mapped = mmap.mmap(fd, stop - base, access=mmap.ACCESS_READ, offset=base)
+        try:
+            if hasattr(mapped, "madvise"):
+                mapped.madvise(mmap.MADV_SEQUENTIAL)
+            for at in range(pos - base, stop - base, step):
+                yield np.frombuffer(mapped, np.uint8, min(step, stop - base - at), at)
+        finally:
+            with contextlib.suppress(BufferError):  # a piece still referenced (an error on
+                mapped.close()  # the way): unmapped when the last one goes
+        pos = stop
+
+
+class _Kernel:
+    """The element-wise steps of one tensor, run chunk by chunk into reused buffers."""
+
+    def __init__(self, ops: list[tuple[str, np.dtype[Any], Any]], out_dtype: np.dtype[Any]):
+        self.ops = ops
+        self.out_dtype = out_dtype
+        self.buffers: dict[np.dtype[Any], np.ndarray] = {}
+
+    @classmethod
+    def build(cls, steps: Sequence[Step], src_dtype: np.dtype[Any]) -> _Kernel | None:
+        """The kernel for ``steps`` (Add over everything, Cast), or None when a dtype on the way
+        is not a fixed-size number (left to :func:`apply_steps`)."""
+        from ckptbridge.transforms import resolve_dtype
+
+        ops: list[tuple[str, np.dtype[Any], Any]] = []
+        dtype = src_dtype
+        for step in steps:
+            if isinstance(step, Add):
+                ops.append(("add", dtype, np.asarray(step.value, dtype=dtype)))
+            elif isinstance(step, Cast):
+                dtype = resolve_dtype(step.dtype)
+                ops.append(("cast", dtype, None))
+            else:
+                return None
+            if dtype.kind in "OSUV" or dtype.hasobject:
+                return None
+        if src_dtype.kind in "OSUV" or src_dtype.hasobject:
+            return None
+        return cls(ops, dtype)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n = x.size
+        for op, dtype, value in self.ops:
+            buf = self.buffers.get(dtype)
+            if buf is None or buf.size < n:
+                buf = self.buffers[dtype] = np.empty(n, dtype)
+            dst = buf[:n]
+            if op == "add":  # what apply_steps's ``out[...] += value`` computes, into dst
+                np.add(x, value, out=dst)
+            else:  # what ``astype`` computes (unsafe casting), into dst
+                np.copyto(dst, x, casting="unsafe")
+            x = dst
+        return x
+
+
+def _dtype_error(action: Action, got: np.dtype[Any]) -> ConversionError:
+    return ConversionError(
+        f"{action.key!r}: the steps give {got} but the target expects "
+        f"{action.dtype}. Fix: add a cast step ({{op: cast, dtype: {action.dtype}}})"
+    )
+
+
+def _generic_chunks(
+    action: Action, loc: RawLocation, steps: Sequence[Step]
+) -> Iterator[np.ndarray]:
+    """Chunks through :func:`apply_steps` (remote sources, dtypes that are not plain numbers)."""
     from ckptbridge.format._dtypes import numpy_dtype
     from ckptbridge.transforms import apply_steps
 
     assert action.match is not None
-    steps = [s for s in action.match.steps if not isinstance(s, Reshape)]
     src_dtype, want = numpy_dtype(loc.dtype), numpy_dtype(action.dtype)
     step_bytes = max(src_dtype.itemsize, CHUNK - CHUNK % src_dtype.itemsize)
     crc = got = 0
@@ -62,10 +177,7 @@ def transformed_chunks(action: Action, loc: RawLocation) -> Iterator[np.ndarray]
             got += len(raw)
             out = np.asarray(apply_steps([np.frombuffer(raw, dtype=src_dtype)], steps))
             if out.dtype != want:
-                raise ConversionError(
-                    f"{action.key!r}: the steps give {out.dtype} but the target expects "
-                    f"{action.dtype}. Fix: add a cast step ({{op: cast, dtype: {action.dtype}}})"
-                )
+                raise _dtype_error(action, out.dtype)
             if got == loc.size:
                 loc.check_read(crc, got, action.match.sources[0])
             yield np.ascontiguousarray(out).reshape(-1).view(np.uint8)

@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from pydantic import ValidationError
 
 from ckptbridge._errors import RulesError
@@ -165,6 +164,8 @@ def _parse_yaml(text: str, label: str) -> Any:
 
 
 def _parse_toml(text: str, label: str) -> Any:
+    import tomllib  # only for a TOML rules file
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -17,11 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ckptbridge._text import fmt_shape
+from ckptbridge._text import DEFAULT_MAX_ELEMENTS, fmt_shape
 
 __all__ = ["DEFAULT_MAX_ELEMENTS", "TensorValues", "tensor_values"]
-
-DEFAULT_MAX_ELEMENTS = 1000  # values per tensor in JSON; numpy's print threshold too
 
 
 @dataclass

@@ -1,0 +1,79 @@
+"""conversion._stream: element-wise transforms streamed chunk by chunk from memory-mapped windows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ckptbridge import CorruptCheckpointError
+from ckptbridge.conversion import _stream
+from ckptbridge.conversion._actions import Action
+from ckptbridge.engine import Match
+from ckptbridge.format import BundleWriter, open_checkpoint
+from ckptbridge.rules import Add, Cast, Reshape
+from ckptbridge.transforms import apply_steps
+
+STEPS = [
+    (Add(value=1.5),),
+    (Add(value=1.5), Cast(dtype="float16")),
+    (Cast(dtype="float64"), Add(value=-2.0), Reshape(shape=(333 * 77,)), Cast(dtype="int32")),
+    (Cast(dtype="bfloat16"), Add(value=0.25)),
+]
+
+
+def _source(tmp_path: Path, value: np.ndarray) -> Path:
+    """A one-entry checkpoint; a few leading entries put the tensor at an unaligned offset."""
+    with BundleWriter(tmp_path / "m.ckpt") as w:
+        w.add("a_pad", np.arange(3, dtype=np.int8))
+        w.add("w", value)
+    return tmp_path / "m.ckpt"
+
+
+def _stream_all(prefix: Path, steps: tuple, out_dtype: str, cut: int = 0) -> bytes:  # type: ignore[type-arg]
+    with open_checkpoint(prefix) as ckpt:
+        loc = ckpt.raw_location("w")
+        assert loc is not None and loc.offset % 4096 != 0
+        if cut:  # the shard shrinks after the index was read
+            shard = prefix.with_name(prefix.name + ".data-00000-of-00001")
+            shard.write_bytes(shard.read_bytes()[:-cut])
+        match = Match(target="t", sources=("w",), steps=steps)
+        action = Action("t", "match", out_dtype, tuple(loc.shape), match)
+        return b"".join(bytes(c) for c in _stream.transformed_chunks(action, loc))
+
+
+@pytest.mark.parametrize("steps", STEPS)
+def test_chunks_equal_apply_steps_across_windows(
+    tmp_path: Path,
+    steps: tuple,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[type-arg]
+) -> None:
+    value = np.random.default_rng(3).normal(size=(333, 77)).astype(np.float32) * 100
+    prefix = _source(tmp_path, value)
+    monkeypatch.setattr(_stream, "CHUNK", 4100)  # chunks that are not a page multiple ...
+    monkeypatch.setattr(_stream, "WINDOW", 3 * 4096 + 100)  # ... in windows of a few chunks
+    want = apply_steps([value], [s for s in steps if not isinstance(s, Reshape)])
+    assert _stream_all(prefix, steps, want.dtype.name) == want.tobytes()
+
+
+def test_damaged_source_fails_before_its_last_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = _source(tmp_path, np.ones((100, 100), np.float32))
+    shard = tmp_path / "m.ckpt.data-00000-of-00001"
+    data = bytearray(shard.read_bytes())
+    data[-5] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    monkeypatch.setattr(_stream, "CHUNK", 4096)
+    with pytest.raises(CorruptCheckpointError, match=r"^.*m\.ckpt\.data-00000-of-00001: bytes "
+                       r"3\.\.40003 for 'w' are damaged \(CRC32C mismatch\)\. .*$"):  # fmt: skip
+        _stream_all(prefix, (Add(value=1.0),), "float32")
+
+
+def test_truncated_source_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = _source(tmp_path, np.ones((100, 100), np.float32))
+    monkeypatch.setattr(_stream, "CHUNK", 4096)
+    with pytest.raises(CorruptCheckpointError, match=r"^.*m\.ckpt\.data-00000-of-00001: bytes "
+                       r"3\.\.40003 for 'w' are truncated\. .*$"):  # fmt: skip
+        _stream_all(prefix, (Add(value=1.0),), "float32", cut=1000)
