@@ -84,6 +84,22 @@ def test_our_output_reads_back_diffs_through_the_mapping_and_verifies(
     assert capsys.readouterr().out.endswith(": 2 entries, 64 B checked: ok\n")
 
 
+def test_torch_reads_our_output_when_installed(tmp_path: Path) -> None:
+    """safetensors' torch loader reads ``--to safetensors`` output (skipped without torch)."""
+    torch_loader = pytest.importorskip("safetensors.torch")
+    src = tmp_path / "model.ckpt-1"
+    with BundleWriter(src) as writer:
+        for key in ("dense/kernel", "dense/bias", "emb", "ids", "u"):
+            writer.add(key, TENSORS[key])
+    report = ckptbridge.convert(src, tmp_path / "out", target=src, to="safetensors")
+    assert report.ok, str(report)
+    tensors = torch_loader.load_file(str(tmp_path / "out" / "model.ckpt-1.safetensors"))
+    assert sorted(tensors) == ["dense/bias", "dense/kernel", "emb", "ids", "u"]
+    for key, value in tensors.items():
+        np.testing.assert_array_equal(value.numpy(), TENSORS[key])
+        assert value.numpy().dtype == TENSORS[key].dtype
+
+
 def _file(header: object, data: bytes = b"", length: int | None = None) -> bytes:
     raw = header if isinstance(header, bytes) else json.dumps(header).encode()
     return struct.pack("<Q", len(raw) if length is None else length) + raw + data
