@@ -197,7 +197,7 @@ def _azizimj_model() -> Any:
 CASES = {
     "Aplain": Case(
         "Aplain__rnnRepo", ".", _aplain_model, _aplain_graph, _floats((2, 10, 1), 0),
-        pre_1_2=True, rules={"options": {"forget_bias": 0.8}}, matched=7,
+        pre_1_2=True, matched=7,  # forget_bias 0.8: read from its .meta
     ),
     "Enny1991": Case(
         "Enny1991__TIDIGITS_task", "model", _enny_model, _enny_graph, _floats((2, 4, 39), 1),
@@ -329,16 +329,52 @@ def test_tf2_output_restores_into_a_fresh_model_with_tf1_outputs(work: Work, nam
     assert work.unchanged(name)
 
 
-def test_aplain_needs_its_forget_bias_rule(work: Work, tmp_path: Path) -> None:
-    # Without options.forget_bias the conversion runs (TF1's default 1.0 is folded in), and the
-    # model computes something else: the rule is what makes the Aplain migration right.
+def test_aplain_takes_forget_bias_08_from_its_meta(work: Work) -> None:
+    # No rules: the .meta's inference/rnn/basic_lstm_cell/add/y (0.8) is folded into the bias.
+    report, _ = work.converted("Aplain")
+    [item] = report.items
+    assert item.notes == []
+    plan = ckptbridge.plan(work.src("Aplain"), work.template("Aplain"))
+    [bias] = [
+        m for m in plan.matches if m.reason.startswith("converter lstm") and m.steps[-1].op == "add"
+    ]
+    assert "forget_bias 0.8 folded into bias (.meta: inference/rnn/basic_lstm_cell/add/y)" in (
+        bias.reason
+    )
+
+
+def test_aplain_without_its_meta_says_forget_bias_1_is_assumed(work: Work, tmp_path: Path) -> None:
+    # Without the .meta nothing records 0.8: TF1's default 1.0 is folded in and the report says
+    # so, naming the cell and the option that fixes it; with that option the outputs are right.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for path in work.src("Aplain").iterdir():
+        if path.name.startswith("model.ckpt.") and path.suffix != ".meta":
+            (bare / path.name).write_bytes(path.read_bytes())
     case = CASES["Aplain"]
-    report = ckptbridge.convert(work.src("Aplain"), tmp_path, target=work.template("Aplain"))
+    report = ckptbridge.convert(
+        bare / "model.ckpt", tmp_path / "out", target=work.template("Aplain")
+    )
     _assert_converted(report, case)
+    [item] = report.items
+    [note] = item.notes
+    assert re.fullmatch(
+        r"forget_bias 1\.0 assumed \(TensorFlow's default\) for TF1 LSTM cell 'rnn/basic_lstm_cell': "
+        r"no \.meta graph beside the checkpoint records .*set options\.forget_bias .*",
+        note,
+    )
+    assert f"note: {note}" in str(report)
     fresh = case.model()
-    tf.train.Checkpoint(model=fresh).read(str(tmp_path / "model.ckpt")).assert_consumed()
-    got = np.asarray(fresh(case.inputs))
-    assert not np.allclose(got, work.reference("Aplain"), rtol=1e-5, atol=1e-5)
+    tf.train.Checkpoint(model=fresh).read(str(tmp_path / "out" / "model.ckpt")).assert_consumed()
+    assert not np.allclose(fresh(case.inputs), work.reference("Aplain"), rtol=1e-5, atol=1e-5)
+    fixed = ckptbridge.convert(
+        bare / "model.ckpt", tmp_path / "fixed", target=work.template("Aplain"),
+        rules={"options": {"forget_bias": 0.8}},
+    )  # fmt: skip
+    assert fixed.items[0].notes == []
+    fresh = case.model()
+    tf.train.Checkpoint(model=fresh).read(str(tmp_path / "fixed" / "model.ckpt")).assert_consumed()
+    np.testing.assert_allclose(fresh(case.inputs), work.reference("Aplain"), rtol=1e-5, atol=1e-5)
 
 
 def test_missing_step_in_state_file_is_counted_absent_not_a_failure(work: Work) -> None:

@@ -129,6 +129,7 @@ def _convert(
         )
         report.matched, report.unused = len(plan.matches), len(plan.unused)
         report.auxiliary = len(plan.auxiliary)
+        report.notes = list(plan.notes)
         actions = plan_actions(
             plan, target.specs, rules, has_template=target.template is not None,
             source_label=str(source), sources={s.name: s for s in source_specs}, keys=target.keys,

@@ -21,6 +21,7 @@ class ItemReport:
     ``bytes_transformed`` the bytes of tensors decoded, transformed and re-encoded.
     ``dropped`` lists template entries left out of the output (optimizer slots the source cannot
     supply), ``kept`` template entries written with the template's own value (``save_counter``).
+    ``notes``: the plan's notes (values assumed because nothing records them).
     """
 
     source: str
@@ -38,6 +39,7 @@ class ItemReport:
     verified: bool = False
     error: str | None = None
     reason: str | None = None  # why the item was skipped
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of this item."""
@@ -148,6 +150,7 @@ class ConversionReport:
                     f"{it.source}: {it.unused} weight entr{'y' if it.unused == 1 else 'ies'} had no "
                     f"place in the target and are not in the output; `ckptbridge plan` lists them"
                 )
+            lines += [f"{it.source}: note: {note}" for note in it.notes]
             if it.error:
                 lines.append(f"{it.source}: error: {it.error}")
             if it.reason:

@@ -161,6 +161,7 @@ def _run_converters(st: State, options: Options) -> None:
     for u in result.unmatched:
         if u.target in st.free_tgt:
             st.fail(u.target, u.why)
+    st.notes += result.notes
 
 
 def _use_ema(st: State) -> None:
@@ -301,4 +302,5 @@ def _assemble(st: State, labels: tuple[str, str]) -> MappingPlan:
         ignored_targets=st.ignored_targets,
         unused_rules=st.unused_rules,
         family=st.family,
+        notes=st.notes,
     )

@@ -87,6 +87,8 @@ class MappingPlan:
     target side (never required). ``ignored`` / ``ignored_targets``: removed by ``ignore`` /
     ``ignore_target`` rules. ``unused_rules``: rules that decided nothing. ``family``: the model
     family recognised by the checkpoint's names (``'TF-slim ResNet v1 (resnet_v1_50)'``), if any.
+    ``notes``: values the plan assumed because neither side records them (a TF1 LSTM cell's
+    forget bias without a ``.meta``), and other facts a user should check.
 
     >>> plan = MappingPlan(matches=[Match("dense/kernel", ("fc/weights",), reason="rule map[fc/weights]")])
     >>> plan.complete
@@ -104,6 +106,7 @@ class MappingPlan:
     ignored_targets: list[str] = field(default_factory=list)
     unused_rules: list[str] = field(default_factory=list)
     family: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -142,6 +145,7 @@ class MappingPlan:
             "ignored_targets": list(self.ignored_targets),
             "unused_rules": list(self.unused_rules),
             "family": self.family,
+            "notes": list(self.notes),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -163,6 +167,7 @@ class MappingPlan:
             ignored_targets=list(data.get("ignored_targets", [])),
             unused_rules=list(data.get("unused_rules", [])),
             family=data.get("family"),
+            notes=list(data.get("notes", [])),
         )
 
     @classmethod

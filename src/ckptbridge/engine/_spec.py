@@ -6,6 +6,22 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class GraphConstant:
+    """A value the graph that wrote a variable applied to it outside the checkpoint.
+
+    ``name``: what it is (``"forget_bias"``: the number a TF1 LSTM cell adds to its forget gate);
+    ``node``: where the graph holds it (``"rnn/while/lstm_cell/add/y"``), for reports.
+
+    >>> GraphConstant("forget_bias", 0.8, "rnn/basic_lstm_cell/add/y").value
+    0.8
+    """
+
+    name: str
+    value: float
+    node: str
+
+
+@dataclass(frozen=True)
 class VarSpec:
     """One variable (target side) or checkpoint entry (source side), as the engine sees it.
 
@@ -18,6 +34,8 @@ class VarSpec:
     ``aliases``: other names of the same variable (every object-graph path of a TF2 entry,
     Keras 3's ``model/_functional/_operations/1/_kernel``, ...).
     ``layer``: the kind of layer or cell that owns it when known (``Dense``, ``LSTMCell``, ...).
+    ``constants``: values its graph applied to it outside the checkpoint (a TF1 LSTM cell's
+    ``forget_bias``, read from the ``.meta``), see :class:`GraphConstant`.
     """
 
     name: str
@@ -30,6 +48,7 @@ class VarSpec:
     partition: tuple[str, ...] = field(
         default=()
     )  # save-slice spec when the variable is partitioned
+    constants: tuple[GraphConstant, ...] = ()
 
     @property
     def size(self) -> int:

@@ -53,6 +53,7 @@ class State:
     ignored_targets: list[str] = field(default_factory=list)
     unused_rules: list[str] = field(default_factory=list)
     family: str | None = None  # the model family recognised by its names (engine.families)
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def build(

@@ -64,4 +64,5 @@ def render_plan(plan: MappingPlan) -> str:
                      f"{', '.join(plan.ignored_targets[:10])}")  # fmt: skip
     for note in plan.unused_rules:
         lines.append(f"Rule with no effect: {note}")
+    lines += [f"Note: {note}" for note in plan.notes]
     return "\n".join(lines)

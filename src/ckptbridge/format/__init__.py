@@ -14,6 +14,7 @@ natively::
 from __future__ import annotations
 
 from ckptbridge.format._checkpoint import Checkpoint, open_checkpoint
+from ckptbridge.format._graph import Graph, GraphNode, decode_graph
 from ckptbridge.format._meta import MetaInfo, MetaVariable
 from ckptbridge.format._objgraph import ObjectGraph, ObjNode, ObjVariable, variable_key
 from ckptbridge.format._resolve import resolve_checkpoint
@@ -37,6 +38,8 @@ __all__ = [
     "CheckpointKind",
     "CheckpointState",
     "Entry",
+    "Graph",
+    "GraphNode",
     "Location",
     "MetaInfo",
     "MetaVariable",
@@ -46,6 +49,7 @@ __all__ = [
     "RawLocation",
     "RemotePath",
     "as_location",
+    "decode_graph",
     "is_url",
     "open_checkpoint",
     "read_state_file",

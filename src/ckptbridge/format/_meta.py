@@ -52,6 +52,7 @@ class MetaInfo:
     tf_version: str | None = None
     variables: list[MetaVariable] = field(default_factory=list)
     collections: dict[str, list[str]] = field(default_factory=dict)
+    graph_def: bytes = field(default=b"", repr=False)  # for format._graph.decode_graph
 
     @classmethod
     def decode(cls, data: bytes) -> MetaInfo:
@@ -68,7 +69,8 @@ class MetaInfo:
             if number == 1:
                 info.tf_version = _meta_version(as_bytes(value, "meta_info_def"))
             elif number == 2:
-                nodes.extend(_graph_nodes(as_bytes(value, "graph_def")))
+                info.graph_def = as_bytes(value, "graph_def")
+                nodes.extend(_graph_nodes(info.graph_def))
             elif number == 4:
                 name, entries = _collection(as_bytes(value, "collection_def"), var_defs)
                 if entries is not None:

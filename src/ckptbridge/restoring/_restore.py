@@ -50,7 +50,8 @@ class RestoreReport:
     counters, EMA shadows) recognised as such. With ``options.optimizer_state`` the restored
     optimizer variables are in ``matched`` too (and alone in ``optimizer``), each with the slot or
     counters it came from; those entries are then no longer auxiliary. ``notes``: what the user
-    should know about that state (hyperparameters taken on trust, approximations).
+    should know: values assumed because nothing records them (the plan's notes, e.g. a TF1 LSTM
+    cell's forget bias without a ``.meta``), optimizer hyperparameters taken on trust.
 
     >>> report = ckptbridge.restore(model, "old/model.ckpt-1000")
     >>> report.assert_consumed()
@@ -79,6 +80,7 @@ class RestoreReport:
             auxiliary=list(plan.auxiliary),
             ignored=list(plan.ignored),
             plan=plan,
+            notes=list(plan.notes),
         )
 
     def add_optimizer(self, plan: OptimizerPlan) -> None:

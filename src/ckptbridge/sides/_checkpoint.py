@@ -4,7 +4,8 @@
   stored (a model path instead when the stored key goes through an optimizer), the aliases are
   every object-graph path that reaches the variable, the order is the object-graph order.
 - TF1 checkpoint: the name is the key; the order is the ``.meta`` creation order when a ``.meta``
-  lies beside it (``None`` otherwise); partitioned variables are one entry.
+  lies beside it (``None`` otherwise); partitioned variables are one entry; an LSTM cell's bias
+  carries the forget bias its graph adds (``VarSpec.constants``, see ``sides._graph_facts``).
 - ``.meta`` file alone: its variables, partitions folded into one spec.
 - Keras ``.weights.h5`` / ``.keras`` file: the name is the variable's Keras path, the alias its
   HDF5 path, the order the save order.
@@ -23,6 +24,7 @@ from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.format._storage import Location
 from ckptbridge.format._types import ATTRIBUTES_SUFFIX, OBJECT_GRAPH_KEY, strip_attributes
+from ckptbridge.sides._graph_facts import forget_biases
 
 if TYPE_CHECKING:
     from ckptbridge.format import Checkpoint
@@ -142,12 +144,12 @@ def _full_name(var: Any) -> tuple[str, tuple[int, ...], str]:
 def _tf1_specs(ckpt: Checkpoint) -> list[VarSpec]:
     meta = ckpt.meta
     index = _meta_index(meta) if meta is not None else {}
+    constants = forget_biases(meta) if meta is not None else {}
     specs = []
     for key, entry in ckpt.entries.items():
         info = index.get(key)
-        specs.append(
-            _entry_spec(key, entry, order=None if info is None else info["order"], meta=info)
-        )
+        spec = _entry_spec(key, entry, order=None if info is None else info["order"], meta=info)
+        specs.append(replace(spec, constants=constants[key]) if key in constants else spec)
     return specs
 
 
@@ -178,6 +180,7 @@ def meta_specs(meta: Any) -> list[VarSpec]:
 
     >>> specs = meta_specs(read_meta_file(Path("old/model.ckpt-1000.meta")))
     """
+    constants = forget_biases(meta)
     return [
         VarSpec(
             name=name,
@@ -186,6 +189,7 @@ def meta_specs(meta: Any) -> list[VarSpec]:
             order=info["order"],
             trainable=info["trainable"],
             partition=info["partition"],
+            constants=constants.get(name, ()),
         )
         for name, info in _meta_index(meta).items()
     ]

@@ -12,7 +12,7 @@ from ckptbridge.engine._plan import Match, Unmatched
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine.converters._attention import propose_attention
 from ckptbridge.engine.converters._cells import Cell, detect_cells
-from ckptbridge.engine.converters._common import refuse
+from ckptbridge.engine.converters._common import fmt, refuse
 from ckptbridge.engine.converters._gru import gru_to_keras, gru_to_tf1
 from ckptbridge.engine.converters._lstm import lstm_to_keras, lstm_to_tf1
 from ckptbridge.engine.converters._pairing import Pair, pair_cells
@@ -29,6 +29,7 @@ class ConverterResult:
 
     matches: list[Match] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def propose(
@@ -43,9 +44,13 @@ def propose(
     or ``bidirectional_rnn``) on one side are paired with Keras ``LSTM`` / ``GRU`` / ``SimpleRNN``
     cells on the other (a Keras cell on both sides is left to name matching);
     each match carries the steps (slice, concat, gate reordering, forget bias) that make the
-    outputs identical. ``options.forget_bias_per_key``: regexes fullmatched against the TF1
-    cell's scope (``rnn/basic_lstm_cell``) or any of its keys (``rnn/basic_lstm_cell/kernel``),
-    whichever side the TF1 cell is on; the first that matches wins, else ``options.forget_bias``.
+    outputs identical. The forget bias of a TF1 LSTM cell, first that applies:
+    ``options.forget_bias_per_key`` (regexes fullmatched against the TF1 cell's scope
+    ``rnn/basic_lstm_cell`` or any of its keys ``rnn/basic_lstm_cell/kernel``, whichever side the
+    TF1 cell is on; the first that matches wins), ``options.forget_bias`` when the rules set it,
+    the value the cell's graph adds (``VarSpec.constants`` of its bias, read from the ``.meta``),
+    else TensorFlow's default 1.0, assumed and said so in ``ConverterResult.notes``. A graph that
+    adds several values to one cell is a refusal, not a guess.
 
     >>> src = [VarSpec("rnn/basic_lstm_cell/weights", (160, 320)),
     ...        VarSpec("rnn/basic_lstm_cell/biases", (320,))]
@@ -62,12 +67,15 @@ def propose(
     result = ConverterResult()
     for amb in ambiguous:
         result.unmatched.extend(refuse(amb.target, amb.why, amb.candidates))
+    assumed: list[str] = []
     for pair in pairs:
-        for item in _convert(pair, options, patterns):
+        for item in _convert(pair, options, patterns, result.notes, assumed):
             if isinstance(item, Match):
                 result.matches.append(item)
             else:
                 result.unmatched.append(item)
+    if assumed:
+        result.notes.append(_assumed_note(assumed))
     _add_attention(result, source, target)
     return result
 
@@ -83,7 +91,11 @@ def _add_attention(
 
 
 def _convert(
-    pair: Pair, options: Options, patterns: list[tuple[re.Pattern[str], str, float]]
+    pair: Pair,
+    options: Options,
+    patterns: list[tuple[re.Pattern[str], str, float]],
+    notes: list[str],
+    assumed: list[str],
 ) -> list[Match | Unmatched]:
     src, dst = pair.source, pair.target
     tf1 = src if src.layout == "tf1" else dst
@@ -99,7 +111,14 @@ def _convert(
             if src.layout == "tf1"
             else gru_to_tf1(src, dst, pair.how)
         )
-    value, origin = _forget_bias(tf1, options, patterns)
+    decided = _forget_bias(tf1, options, patterns)
+    if isinstance(decided, str):
+        return list(refuse(dst, decided, [src]))
+    value, origin, note = decided
+    if note:
+        notes.append(note)
+    if origin == _ASSUMED:
+        assumed.append(tf1.scope)
     if src.layout == "tf1":
         return lstm_to_keras(src, dst, value, origin, pair.how)
     return lstm_to_tf1(src, dst, value, origin, pair.how)
@@ -119,11 +138,51 @@ def _compile(per_key: dict[str, float]) -> list[tuple[re.Pattern[str], str, floa
     return compiled
 
 
+_ASSUMED = "TensorFlow's default, assumed: no .meta recorded it"
+
+
 def _forget_bias(
     tf1: Cell, options: Options, patterns: list[tuple[re.Pattern[str], str, float]]
-) -> tuple[float, str]:
+) -> tuple[float, str, str | None] | str:
+    """(value, where it comes from, a note or None), or why the cell is refused."""
+    graph = [c for c in tf1.roles["bias"].constants if c.name == "forget_bias"]
     keys = [tf1.scope, *(spec.name for spec in tf1.roles.values())]
+    chosen: tuple[float, str] | None = None
     for rx, pattern, value in patterns:
         if any(rx.fullmatch(key) for key in keys):
-            return value, f"options.forget_bias_per_key[{pattern!r}]"
-    return options.forget_bias, "options.forget_bias"
+            chosen = value, f"options.forget_bias_per_key[{pattern!r}]"
+            break
+    if chosen is None and "forget_bias" in options.model_fields_set:
+        chosen = options.forget_bias, "options.forget_bias"
+    if chosen is not None:
+        differs = [c for c in graph if c.value != chosen[0]]
+        note = (
+            f"{tf1.label}: forget_bias {fmt(chosen[0])} from {chosen[1]}, although its .meta "
+            f"graph adds {fmt(differs[0].value)} ({differs[0].node}); the rules win"
+            if differs
+            else None
+        )
+        return chosen[0], chosen[1], note
+    if len(graph) > 1:
+        found = ", ".join(f"{fmt(c.value)} ({c.node})" for c in graph)
+        return (
+            f"the .meta graph adds different forget biases to {tf1.label}: {found}; which one "
+            f"its outputs used is unknown. Set it: options: {{forget_bias_per_key: "
+            f"{{{tf1.scope}: VALUE}}}}"
+        )
+    if graph:
+        return graph[0].value, f".meta: {graph[0].node}", None
+    return 1.0, _ASSUMED, None
+
+
+def _assumed_note(scopes: list[str]) -> str:
+    shown = ", ".join(repr(s) for s in scopes[:5]) + (
+        f" and {len(scopes) - 5} more" if len(scopes) > 5 else ""
+    )
+    cells = "cell" if len(scopes) == 1 else "cells"
+    return (
+        f"forget_bias 1.0 assumed (TensorFlow's default) for TF1 LSTM {cells} {shown}: no .meta "
+        "graph beside the checkpoint records the value added to the forget gate. If the TF1 code "
+        "passed another forget_bias, set options.forget_bias (or options.forget_bias_per_key: "
+        f"{{{scopes[0]}: VALUE}}); outputs differ otherwise"
+    )
