@@ -205,3 +205,67 @@ def test_a_saved_model_directory_converts_its_variables(corpus2: Path, tmp_path:
     d = diff(src, tmp_path / "variables")  # the object graph is re-encoded; every value is equal
     assert not d.only_in_a and not d.only_in_b
     assert [k.key for k in d.common if not k.same] == ["_CHECKPOINTABLE_OBJECT_GRAPH"]
+
+
+# -- optimizer slots follow their weight, whatever step matched it (TF2 -> TF2) ----------------
+
+
+def _slot_flavours() -> dict[str, tuple[Any, Any]]:
+    import keras
+    import tf_keras
+
+    return {
+        "keras3_adam": (keras, lambda: keras.optimizers.Adam(0.01)),
+        "tf_keras_legacy_adam": (tf_keras, lambda: tf_keras.optimizers.legacy.Adam(0.01)),
+    }
+
+
+@pytest.mark.parametrize("flavour", ["keras3_adam", "tf_keras_legacy_adam"])
+def test_optimizer_slots_follow_weights_matched_by_path_suffix(
+    tmp_path: Path, flavour: str
+) -> None:
+    # Saved as Checkpoint(net=..., optimizer=...), the template as Checkpoint(model=...): the
+    # weights pair by common path suffix; every slot must follow (all 8, not only same-named ones)
+    k, make = _slot_flavours()[flavour]
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    y = x.sum(1, keepdims=True)
+
+    def build() -> Any:
+        model = k.Sequential(
+            [k.Input((3,)), k.layers.Dense(4, activation="relu"), k.layers.Dense(1)]
+        )
+        model.compile(optimizer=make(), loss="mse")
+        return model
+
+    trained = build()
+    trained.fit(x, y, epochs=3, verbose=0)
+    tf.train.Checkpoint(net=trained, optimizer=trained.optimizer).write(
+        str(tmp_path / "src" / "ck")
+    )
+    template = build()
+    template.fit(x, y, epochs=1, verbose=0)  # its optimizer has built its slots
+    target = tf.train.Checkpoint(model=template, optimizer=template.optimizer).write(
+        str(tmp_path / "tpl" / "ck")
+    )
+    report = convert(tmp_path / "src", tmp_path / "out", target=target,
+                     rules={"options": {"optimizer_state": True}})  # fmt: skip
+    [item] = report.items
+    assert (item.status, item.missing, item.dropped) == ("converted", 0, []), str(report)
+    fresh = build()
+    fresh.fit(x, y, epochs=1, verbose=0)
+    status = tf.train.Checkpoint(model=fresh, optimizer=fresh.optimizer).read(
+        tf.train.latest_checkpoint(str(tmp_path / "out"))
+    )
+    status.assert_consumed()
+
+    def variables(opt: Any) -> list[np.ndarray]:
+        return [
+            np.asarray(v) for v in (opt.variables() if callable(opt.variables) else opt.variables)
+        ]
+
+    for got, want in zip(variables(fresh.optimizer), variables(trained.optimizer), strict=True):
+        np.testing.assert_array_equal(got, want)
+    trained.train_on_batch(x, y)
+    fresh.train_on_batch(x, y)
+    for got, want in zip(fresh.weights, trained.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-7)

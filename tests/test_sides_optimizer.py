@@ -46,7 +46,10 @@ def test_keras3_adam_is_built_and_described() -> None:
         (f"{scope}/net_fc_bias_momentum", "net/fc/bias", "m", (2,)),
         (f"{scope}/net_fc_bias_velocity", "net/fc/bias", "v", (2,)),
     ]
-    assert opt.side.counters == {"iterations": f"{scope}/iteration"}
+    assert opt.side.counters == {
+        "iterations": f"{scope}/iteration",
+        "learning_rate": f"{scope}/learning_rate",
+    }
     assert (opt.side.family, opt.side.kind) == ("adam", "keras.optimizers.Adam")
     assert opt.side.hyper.learning_rate == pytest.approx(0.5)
     assert opt.side.hyper.beta_1 == pytest.approx(0.8)
@@ -60,7 +63,10 @@ def test_tf_keras_rmsprop_is_described() -> None:
         ("RMSprop/momentum/fc/kernel:0", "momentum"),
         ("RMSprop/average_gradient/fc/kernel:0", "average_gradient"),
     ]
-    assert opt.side.counters == {"iterations": "RMSprop/iteration:0"}
+    assert opt.side.counters == {
+        "iterations": "RMSprop/iteration:0",
+        "learning_rate": "RMSprop/learning_rate:0",
+    }
     assert opt.side.hyper.centered
 
 

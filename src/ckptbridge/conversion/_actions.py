@@ -65,7 +65,7 @@ def plan_actions(
     Raises MappingError when a model weight of the target has no source (the message lists them
     with the closest candidates the plan found).
     """
-    from ckptbridge.engine._aux import classify_auxiliary
+    from ckptbridge.engine._aux import auxiliary_of
 
     by_target = {m.target: m for m in plan.matches}
     ignored = [re.compile(p) for p in rules.ignore_target]
@@ -76,7 +76,7 @@ def plan_actions(
     for spec in targets:
         key = (keys or {}).get(spec.name) or output_key(spec.name)
         match = by_target.get(spec.name)
-        aux = classify_auxiliary(spec.name, spec.shape)
+        aux = auxiliary_of(spec)
         if match is not None:
             actions.append(Action(key, "match", spec.dtype, spec.shape, match=match))
         elif aux is not None and _same_entry(key, spec, sources):

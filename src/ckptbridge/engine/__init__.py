@@ -32,8 +32,10 @@ Order of decisions (each ``Match.reason`` says which one decided it):
    ``[7, 7, 512, 4096]``->``[25088, 4096]``: a ``Reshape`` step). Dtypes must be equal (use a
    ``cast`` step in ``transforms`` otherwise). Ties are never guessed: both stay unmatched and
    ``Unmatched.why`` says which candidates tied.
-5. ``options.use_ema``: a matched ``X`` is fed from ``X/ExponentialMovingAverage`` when present.
-6. ``transforms`` steps are applied to the matches whose target they fullmatch; a result that does
+5. ``options.optimizer_state``: target optimizer slots follow their weights (``engine._slots``):
+   the same slot of the weight's source(s), through the weight's steps; never paired by name.
+6. ``options.use_ema``: a matched ``X`` is fed from ``X/ExponentialMovingAverage`` when present.
+7. ``transforms`` steps are applied to the matches whose target they fullmatch; a result that does
    not have the target's shape turns the match into ``missing`` with a ``why`` naming the rule.
 """
 

@@ -7,6 +7,7 @@ from collections.abc import Container
 
 from ckptbridge.engine._names import strip_key
 from ckptbridge.engine._plan import Auxiliary, AuxKind
+from ckptbridge.engine._spec import VarSpec
 from ckptbridge.format._types import ATTRIBUTES_SUFFIX
 
 _OPTIMIZERS = (
@@ -40,6 +41,18 @@ _AUX_LEAF = re.compile(
     rf"(?:ExponentialMovingAverage|beta[12]_power|global_step|learning_rate|lr|{_OPTIMIZERS})(?:_\d+)?"
 )
 _KERAS3_SLOT = re.compile(r".+_(?:momentum|velocity|velocity_hat|accumulator|linear|m|v)")
+
+
+def auxiliary_of(spec: VarSpec, known: Container[str] | None = None) -> Auxiliary | None:
+    """What the side says ``spec`` is (``VarSpec.auxiliary``), else :func:`classify_auxiliary`.
+
+    >>> auxiliary_of(VarSpec("opt/_variables/2", (3,), auxiliary=Auxiliary("opt/_variables/2",
+    ...     "optimizer_slot", "dense/kernel", "_momentums"))).slot
+    '_momentums'
+    """
+    if spec.auxiliary is not None:
+        return spec.auxiliary
+    return classify_auxiliary(spec.name, spec.shape, known)
 
 
 def classify_auxiliary(

@@ -13,6 +13,7 @@ from ckptbridge.engine._names import (
     vocabulary_note,
 )
 from ckptbridge.engine._positions import rank_positions
+from ckptbridge.engine._slots import follows_weight
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, fit
 
@@ -69,11 +70,13 @@ def _identical(st: State, include_aux: bool, ranks: tuple[Ranks, Ranks]) -> None
     src_index: dict[str, set[str]] = defaultdict(set)
     tgt_index: dict[str, set[str]] = defaultdict(set)
     for s in st.free_sources(aux=include_aux):
-        for n in _norms(s, ranks[0]):
-            src_index[n].add(s.name)
+        if not follows_weight(st.aux.get(s.name)):  # slots follow their weight (engine._slots)
+            for n in _norms(s, ranks[0]):
+                src_index[n].add(s.name)
     for t in st.free_targets(aux=include_aux):
-        for n in _norms(t, ranks[1]):
-            tgt_index[n].add(t.name)
+        if not follows_weight(st.target_aux.get(t.name)):
+            for n in _norms(t, ranks[1]):
+                tgt_index[n].add(t.name)
     for key, s_name, t_name in _unique_pairs(src_index, tgt_index):
         src, tgt = st.sources[s_name], st.targets[t_name]
         steps = fit(src, tgt)

@@ -15,11 +15,12 @@ from ckptbridge.engine._apply_rules import (
     apply_renames,
     apply_sourced_transforms,
 )
-from ckptbridge.engine._aux import classify_auxiliary
+from ckptbridge.engine._aux import auxiliary_of
 from ckptbridge.engine._byname import match_by_name
 from ckptbridge.engine._diagnose import explain_missing
 from ckptbridge.engine._names import layout_compatible, strip_key
 from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match
+from ckptbridge.engine._slots import follow_slots
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._structure import match_by_structure
@@ -78,6 +79,8 @@ def _derive(
         match_by_name(st, include_aux=rules.options.optimizer_state)
         match_by_structure(st)
         st.free_src.update(dict.fromkeys(held))
+    if rules.options.optimizer_state:
+        follow_slots(st)
     if rules.options.use_ema:
         _use_ema(st)
     _apply_transforms(st, rules)
@@ -86,13 +89,11 @@ def _derive(
 
 def _classify(st: State) -> None:
     for name in list(st.free_src):
-        spec = st.sources[name]
-        aux = classify_auxiliary(name, spec.shape, st.sources)
+        aux = auxiliary_of(st.sources[name], st.sources)
         if aux is not None:
             st.aux[name] = aux
     for name in list(st.free_tgt):
-        spec = st.targets[name]
-        aux = classify_auxiliary(name, spec.shape, st.targets)
+        aux = auxiliary_of(st.targets[name], st.targets)
         if aux is not None:
             st.target_aux[name] = aux
 

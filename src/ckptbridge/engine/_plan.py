@@ -70,11 +70,16 @@ class Unmatched:
 
 @dataclass(frozen=True)
 class Auxiliary:
-    """A source entry that is not a model weight (optimizer slot, step counter, EMA shadow...)."""
+    """A source entry that is not a model weight (optimizer slot, step counter, EMA shadow...).
+
+    ``of``: the entry a slot belongs to, when known. ``slot``: the slot's name per variable when
+    the side recorded it (``m``, ``_momentums``); slots of one optimizer kind share it.
+    """
 
     name: str
     kind: AuxKind
     of: str | None = None  # the variable it belongs to, when known
+    slot: str | None = None
 
 
 @dataclass
@@ -248,7 +253,8 @@ def _unmatched_from(d: dict[str, Any]) -> Unmatched:
 
 
 def _aux_dict(a: Auxiliary) -> dict[str, Any]:
-    return {"name": a.name, "kind": a.kind, "of": a.of}
+    out = {"name": a.name, "kind": a.kind, "of": a.of}
+    return {**out, "slot": a.slot} if a.slot is not None else out
 
 
 def _aux_from(d: dict[str, Any]) -> Auxiliary:
@@ -257,4 +263,4 @@ def _aux_from(d: dict[str, Any]) -> Auxiliary:
         raise MappingError(
             f"plan JSON: auxiliary entry {d['name']!r} has unknown auxiliary kind {kind!r}; expected one of {', '.join(AUX_KINDS)}"
         )
-    return Auxiliary(d["name"], kind, d.get("of"))
+    return Auxiliary(d["name"], kind, d.get("of"), d.get("slot"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ckptbridge.engine._plan import Auxiliary
+
 
 @dataclass(frozen=True)
 class GraphConstant:
@@ -36,6 +38,9 @@ class VarSpec:
     ``layer``: the kind of layer or cell that owns it when known (``Dense``, ``LSTMCell``, ...).
     ``constants``: values its graph applied to it outside the checkpoint (a TF1 LSTM cell's
     ``forget_bias``, read from the ``.meta``), see :class:`GraphConstant`.
+    ``auxiliary``: set when the side knows the entry is not a model weight (a TF2 object graph
+    names its optimizers and their slots); the engine then takes it as is instead of guessing
+    from the name.
     """
 
     name: str
@@ -49,6 +54,7 @@ class VarSpec:
         default=()
     )  # save-slice spec when the variable is partitioned
     constants: tuple[GraphConstant, ...] = ()
+    auxiliary: Auxiliary | None = None
 
     @property
     def size(self) -> int:

@@ -18,6 +18,7 @@ from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine.optim._map import map_counters, map_slots
 from ckptbridge.engine.optim._types import OptimizerPlan
 from ckptbridge.engine.optim._vocab import tf1_side
+from ckptbridge.sides._checkpoint import checkpoint_specs
 from ckptbridge.sides._optimizer import (
     LiveOptimizer,
     check_optimizer,
@@ -25,6 +26,7 @@ from ckptbridge.sides._optimizer import (
     optimizer_of,
     slot_values,
 )
+from ckptbridge.sides._tf2_optimizer import tf2_side
 
 if TYPE_CHECKING:
     from ckptbridge.format import Checkpoint
@@ -48,13 +50,18 @@ def _entry_specs(ckpt: Checkpoint) -> dict[str, VarSpec]:
     }
 
 
-def _no_state(label: str, model: str) -> MappingError:
+def _no_state(label: str, model: str, tf2: bool) -> MappingError:
+    expected = (
+        "an optimizer object in its object graph (written by tf.train.Checkpoint(model=..., "
+        "optimizer=model.optimizer), under any attribute name)"
+        if tf2
+        else "slots such as '<variable>/Adam', '<variable>/Momentum', '<variable>/RMSProp', "
+        "'<variable>/Adagrad' or a 'global_step'"
+    )
     return MappingError(
-        f"options.optimizer_state is set, but {label!r} holds no TF1 optimizer state for "
-        f"model {model!r}: expected slots such as '<variable>/Adam', '<variable>/Momentum', "
-        "'<variable>/RMSProp', '<variable>/Adagrad' or a 'global_step'. Fix: set "
-        "options.optimizer_state: false (TF2 checkpoints restore optimizers through "
-        "tf.train.Checkpoint(optimizer=...))."
+        f"options.optimizer_state is set, but {label!r} holds no optimizer state for model "
+        f"{model!r}: expected {expected}. Fix: set options.optimizer_state: false to restore "
+        "the weights only."
     )
 
 
@@ -73,7 +80,8 @@ def _raise_missing(plan: OptimizerPlan, label: str) -> None:
 def prepare_restore(
     model: Any, weights: dict[str, Any], ckpt: Checkpoint, plan: MappingPlan, *, strict: bool
 ) -> PreparedOptimizer:
-    """Map ``ckpt``'s TF1 optimizer state onto ``model.optimizer`` following the weight ``plan``.
+    """Map ``ckpt``'s optimizer state (TF1 slots, or a TF2 checkpoint's optimizer object) onto
+    ``model.optimizer``, following the weight ``plan``.
 
     ``weights``: the model's variables by the names ``plan`` uses. Raises (before anything is
     assigned) when the model has no optimizer, the kinds differ, or, with ``strict``, an optimizer
@@ -86,9 +94,14 @@ def prepare_restore(
     label = str(ckpt.prefix)
     optimizer = optimizer_of(model)
     live_opt = describe_optimizer(optimizer, weights, list(model.trainable_variables))
-    source = tf1_side(plan.auxiliary, _entry_specs(ckpt), label=label)
+    tf2 = ckpt.kind == "tf2"
+    if tf2:
+        specs = {s.name: s for s in checkpoint_specs(ckpt)}
+        source = tf2_side(plan.auxiliary, specs, ckpt.object_graph, label=label)
+    else:
+        source = tf1_side(plan.auxiliary, _entry_specs(ckpt), label=label)
     if source is None:
-        raise _no_state(label, str(getattr(model, "name", type(model).__name__)))
+        raise _no_state(label, str(getattr(model, "name", type(model).__name__)), tf2)
     opt_plan = map_slots(plan.matches, source, live_opt.side)
     scalars = {n: float(np.asarray(ckpt.read(n))) for n in source.counters.values()}
     opt_plan.counters = map_counters(source, live_opt.side, scalars)

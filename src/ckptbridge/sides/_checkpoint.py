@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
+from ckptbridge.engine._plan import Auxiliary
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.format._storage import Location
 from ckptbridge.format._types import ATTRIBUTES_SUFFIX, OBJECT_GRAPH_KEY, strip_attributes
 from ckptbridge.sides._graph_facts import forget_biases
+from ckptbridge.sides._tf2_optimizer import OptimizerFact, optimizer_facts
 
 if TYPE_CHECKING:
     from ckptbridge.format import Checkpoint
@@ -54,33 +57,52 @@ class Side:
 def _tf2_specs(ckpt: Checkpoint) -> list[VarSpec]:
     graph = ckpt.object_graph
     by_key: dict[str, Any] = {}
+    facts = optimizer_facts(graph) if graph is not None else {}
     if graph is not None:
         for order, var in enumerate(graph.variables()):
             by_key.setdefault(var.key, (order, var))
-    specs = []
+    optimizers = {f.optimizer for f in facts.values()}
+    specs: dict[str, VarSpec] = {}  # stored key -> spec
     for key, entry in ckpt.entries.items():
         if key == OBJECT_GRAPH_KEY:
             continue
         order, var = by_key.get(key, (None, None))
         paths = tuple(strip_attributes(p) for p in (var.paths if var is not None else ()))
         aliases = tuple(p for p in dict.fromkeys(paths) if p != key)
-        specs.append(_model_named(_entry_spec(key, entry, order=order, aliases=aliases)))
-    return specs
+        spec = _entry_spec(key, entry, order=order, aliases=aliases)
+        specs[key] = spec if key in facts else _model_named(spec, optimizers)
+    names = {key: spec.name for key, spec in specs.items()}
+    return [
+        replace(spec, auxiliary=_auxiliary(spec.name, facts[key], names)) if key in facts else spec
+        for key, spec in specs.items()
+    ]
 
 
-def _model_named(spec: VarSpec) -> VarSpec:
+def _auxiliary(name: str, fact: OptimizerFact, spec_name: dict[str, str]) -> Auxiliary:
+    of = spec_name.get(fact.of, fact.of) if fact.of else None
+    return Auxiliary(name, fact.kind, of, fact.slot)  # type: ignore[arg-type]
+
+
+def _through(path: str, optimizers: AbstractSet[str]) -> bool:
+    """Whether a path goes through an optimizer object (``opt/_trainable_variables/0``)."""
+    return "optimizer" in path.split("/") or any(
+        path == o or path.startswith(o + "/") for o in optimizers
+    )
+
+
+def _model_named(spec: VarSpec, optimizers: AbstractSet[str] = frozenset()) -> VarSpec:
     """Name a TF2 entry by a model path when its stored key goes through an optimizer.
 
     A Keras 3 optimizer tracks the model's variables, so a checkpoint saved with its optimizer
-    stores ``model/.../_kernel`` under ``optimizer/_trainable_variables/0``: by that key it would
-    read as optimizer state and restore nothing. The spec takes its first path outside the
-    optimizer as name (``Checkpoint.read`` and ``stored_key`` resolve it); the stored key becomes
-    its first alias.
+    stores ``model/.../_kernel`` under ``optimizer/_trainable_variables/0`` (or whatever attribute
+    holds the optimizer: ``opt/...``): by that key it would read as optimizer state and restore
+    nothing. The spec takes its first path outside every optimizer as name (``Checkpoint.read``
+    and ``stored_key`` resolve it); the stored key becomes its first alias.
     """
-    if "optimizer" not in spec.name.split("/"):
+    if not _through(spec.name, optimizers):
         return spec
     for alias in spec.aliases:
-        if "optimizer" not in alias.split("/"):
+        if not _through(alias, optimizers):
             rest = tuple(a for a in spec.aliases if a != alias)
             return replace(spec, name=alias + ATTRIBUTES_SUFFIX, aliases=(spec.name, *rest))
     return spec

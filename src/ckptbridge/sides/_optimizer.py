@@ -158,7 +158,7 @@ def describe_optimizer(
 
     >>> live_opt = describe_optimizer(model.optimizer, live.variables, model.trainable_variables)
     >>> live_opt.side.counters
-    {'iterations': 'adam/iteration'}
+    {'iterations': 'adam/iteration', 'learning_rate': 'adam/learning_rate'}
     """
     flavour = _flavour(optimizer)
     family = _family(optimizer, flavour)
@@ -183,9 +183,13 @@ def describe_optimizer(
     iterations = optimizer.iterations
     it_name = _name(optimizer, iterations, flavour)
     handles[it_name] = iterations
+    counters = {"iterations": it_name}
+    lr = getattr(optimizer, "_learning_rate", None)
+    if lr is not None and hasattr(lr, "assign") and hasattr(lr, "shape"):
+        counters["learning_rate"] = _name(optimizer, lr, flavour)
+        handles[counters["learning_rate"]] = lr
     kind = f"{'keras' if flavour == 'keras' else 'tf_keras'}.optimizers.{type(optimizer).__name__}"
-    side = OptimizerSide(family, "keras", tuple(slots), {"iterations": it_name},
-                         _hyper(optimizer, family), kind)  # fmt: skip
+    side = OptimizerSide(family, "keras", tuple(slots), counters, _hyper(optimizer, family), kind)
     return LiveOptimizer(side, handles, kind)
 
 

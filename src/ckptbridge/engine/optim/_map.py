@@ -182,11 +182,17 @@ def _slot_match(
 
 
 def _notes(source: OptimizerSide, target: OptimizerSide, plan: OptimizerPlan) -> list[str]:
-    notes = [
-        f"hyperparameters (learning rate, betas, epsilon, momentum, rho) are not stored in TF1 "
-        f"checkpoints: {target.kind if target.convention == 'keras' else source.kind} must use the "
-        "TF1 run's values"
-    ]
+    if source.convention == "keras" and target.convention == "keras":
+        notes = [
+            "hyperparameters other than the learning rate (betas, epsilon, momentum, rho) are not "
+            f"stored in TF2 checkpoints: {target.kind} must use the saved run's values"
+        ]
+    else:
+        notes = [
+            "hyperparameters (learning rate, betas, epsilon, momentum, rho) are not stored in TF1 "
+            f"checkpoints: {target.kind if target.convention == 'keras' else source.kind} must use "
+            "the TF1 run's values"
+        ]
     if source.family == "adagrad":
         notes.append(
             "Keras Adagrad divides by sqrt(accumulator + epsilon), TF1 Adagrad by sqrt(accumulator):"
@@ -280,7 +286,12 @@ def map_counters(
         return []
     out: list[CounterValue] = []
     for kind, name in target.counters.items():
-        if kind in ("iterations", "global_step"):
+        if kind == "learning_rate":
+            saved = source.counters.get("learning_rate")
+            if saved is not None and saved in values and not target.hyper.lr_is_schedule:
+                out.append(CounterValue(name, float(values[saved]), (saved,),
+                                        "learning rate as saved", "float32"))  # fmt: skip
+        elif kind in ("iterations", "global_step"):
             out.append(CounterValue(name, float(steps), read, f"steps done: {how}", "int64"))
         elif kind in ("beta1_power", "beta2_power") and b1 is not None and b2 is not None:
             beta = b1 if kind == "beta1_power" else b2
