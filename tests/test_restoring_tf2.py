@@ -39,6 +39,10 @@ def test_weights_stored_under_the_optimizer_restore_as_weights(tmp_path: Path) -
 
     assert report.complete and not report.unused
     assert all(m.source.startswith("model/") for m in report.matched)
-    assert {a.kind for a in report.auxiliary} <= {"optimizer_other", "optimizer_slot"}
+    assert {a.kind for a in report.auxiliary} <= {
+        "optimizer_other",
+        "optimizer_slot",
+        "learning_rate",
+    }
     x = rng.normal(size=(3, 4)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(fresh(x)), np.asarray(trained(x)))

@@ -41,8 +41,9 @@ def test_inspect_tf2_lists_object_paths(tmp_path: Path) -> None:
     info = ckptbridge.inspect(tmp_path / "ckpt")
     assert info.kind.value == "tf2"
     assert info.objects == [
-        {"key": "model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE", "path": "model/dense/kernel",
-         "paths": ["model/dense/kernel"], "slot_of": None, "slot_name": None, "optimizer_path": None}
+        {"key": "model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE", "full_name": "model/dense/kernel",
+         "path": "model/dense/kernel", "paths": ["model/dense/kernel"], "slot_of": None,
+         "slot_name": None, "optimizer_path": None}
     ]  # fmt: skip
     assert "model/dense/kernel" in str(info)
     variables = ckptbridge.load_variables(tmp_path / "ckpt")
@@ -79,3 +80,19 @@ def test_variant_entries_are_listed_but_not_loaded(tmp_path: Path) -> None:
         ("v/.ATTRIBUTES/VARIABLE_VALUE", "float32"),
     ]
     assert ckptbridge.load_variables(prefix) == {"v/.ATTRIBUTES/VARIABLE_VALUE": np.float32(2.0)}
+
+
+def test_inspect_shows_each_tf2_variables_saved_name(tmp_path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="fc")], name="net")
+    prefix = tf.train.Checkpoint(model=model).write(str(tmp_path / "ck"))
+    info = ckptbridge.inspect(prefix)
+    assert [(o["key"], o["full_name"]) for o in info.objects] == [
+        ("model/_functional/_operations/1/_kernel/.ATTRIBUTES/VARIABLE_VALUE", "net/fc/kernel"),
+        ("model/_functional/_operations/1/bias/.ATTRIBUTES/VARIABLE_VALUE", "net/fc/bias"),
+    ] or sorted(o["full_name"] for o in info.objects) == ["net/fc/bias", "net/fc/kernel"]
+    text = str(info)
+    assert "saved name" in text
+    assert any("net/fc/kernel" in line and "_kernel" in line for line in text.splitlines())

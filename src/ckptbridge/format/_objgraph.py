@@ -67,6 +67,7 @@ class ObjVariable:
     slot_of: str | None = None
     slot_name: str | None = None
     optimizer_path: str | None = None
+    full_name: str = ""  # the variable's own name when it was saved (SerializedTensor.full_name)
 
 
 @dataclass
@@ -196,10 +197,10 @@ class ObjectGraph:
                 slots[slot_node] = (original, slot_name, opt_id)
         out: list[ObjVariable] = []
         for node_id, node in enumerate(self.nodes):
-            for name, _, key in node.attributes:
+            for name, full_name, key in node.attributes:
                 if name != VARIABLE_VALUE or not key:
                     continue
-                var = ObjVariable(key, tuple(paths[node_id]), node_id)
+                var = ObjVariable(key, tuple(paths[node_id]), node_id, full_name=full_name)
                 if node_id in slots:
                     original, slot_name, opt_id = slots[node_id]
                     opt_paths = paths[opt_id]

@@ -2,7 +2,9 @@
 
 - TF2 checkpoint: one spec per entry (the object-graph entry excepted); the name is the key as
   stored (a model path instead when the stored key goes through an optimizer), the aliases are
-  every object-graph path that reaches the variable, the order is the object-graph order.
+  every object-graph path that reaches the variable, then the name the variable had when saved
+  (``SerializedTensor.full_name``: ``dense/kernel``); the order is the object-graph order.
+  Optimizer objects and their slots (any attribute name) carry ``VarSpec.auxiliary``.
 - TF1 checkpoint: the name is the key; the order is the ``.meta`` creation order when a ``.meta``
   lies beside it (``None`` otherwise); partitioned variables are one entry; an LSTM cell's bias
   carries the forget bias its graph adds (``VarSpec.constants``, see ``sides._graph_facts``).
@@ -70,7 +72,12 @@ def _tf2_specs(ckpt: Checkpoint) -> list[VarSpec]:
         paths = tuple(strip_attributes(p) for p in (var.paths if var is not None else ()))
         aliases = tuple(p for p in dict.fromkeys(paths) if p != key)
         spec = _entry_spec(key, entry, order=order, aliases=aliases)
-        specs[key] = spec if key in facts else _model_named(spec, optimizers)
+        if key not in facts:
+            spec = _model_named(spec, optimizers)
+            if var is not None and var.full_name and var.full_name not in spec.aliases:
+                # the name the variable had when it was saved: one more naming signal
+                spec = replace(spec, aliases=(*spec.aliases, var.full_name))
+        specs[key] = spec
     names = {key: spec.name for key, spec in specs.items()}
     return [
         replace(spec, auxiliary=_auxiliary(spec.name, facts[key], names)) if key in facts else spec

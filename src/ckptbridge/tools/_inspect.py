@@ -94,15 +94,12 @@ class CheckpointInfo:
         lines += ["", *render_table(("key", "dtype", "shape", "bytes"), rows, rule=True)]
         if self.objects:
             obj_rows = [
-                (str(o["key"]), str(o["path"] or "-"), str(o["slot_of"] or ""))
+                (str(o["key"]), str(o.get("full_name") or "-"), str(o["path"] or "-"),
+                 str(o["slot_of"] or ""))
                 for o in self.objects
-            ]
-            lines += [
-                "",
-                *render_table(
-                    ("object-graph variable", "shortest path", "slot of"), obj_rows, rule=True
-                ),
-            ]
+            ]  # fmt: skip
+            header = ("object-graph variable", "saved name", "shortest path", "slot of")
+            lines += ["", *render_table(header, obj_rows, rule=True)]
         return "\n".join(lines)
 
 
@@ -120,7 +117,8 @@ def inspect(path: str | os.PathLike[str]) -> CheckpointInfo:
         if graph is not None:
             for var in graph.variables():
                 objects.append(
-                    {"key": var.key, "path": var.paths[0] if var.paths else None, "paths": list(var.paths),
+                    {"key": var.key, "full_name": var.full_name or None,
+                     "path": var.paths[0] if var.paths else None, "paths": list(var.paths),
                      "slot_of": var.slot_of, "slot_name": var.slot_name, "optimizer_path": var.optimizer_path}
                 )  # fmt: skip
         meta = None
