@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Container, Iterable
 
-from ckptbridge._text import fmt_shape
+from ckptbridge.engine._mismatch import describe_mismatch
 from ckptbridge.engine._names import (
     is_unnamed,
     normalise,
@@ -94,13 +94,10 @@ def _identical(st: State, include_aux: bool, ranks: tuple[Ranks, Ranks]) -> None
 
 def _misfit(src: VarSpec, tgt: VarSpec) -> str:
     if src.shape != tgt.shape:
-        what = f"shape {fmt_shape(src.shape)}, expected {fmt_shape(tgt.shape)}"
-        fix = "a 'transforms' rule (e.g. transpose) can convert it, or the model differs"
-    else:
-        what = f"dtype {src.dtype}, expected {tgt.dtype}"
-        fix = "a 'transforms' rule with a 'cast' step can convert it"
-    return (f"{src.name!r} has the same name but {what}; {fix}. Map it explicitly with "
-            f"'map: {{{src.name}: {tgt.name}}}' plus 'transforms', or fix the model")  # fmt: skip
+        return describe_mismatch(src, tgt)
+    return (f"{src.name!r} has the same name but dtype {src.dtype}, expected {tgt.dtype}; add a "
+            f"cast step: transforms: [{{target: '{tgt.name}', steps: [{{op: cast, dtype: "
+            f"{tgt.dtype}}}]}}]")  # fmt: skip
 
 
 def _suffix_index(

@@ -142,8 +142,11 @@ def _quote(key: str) -> str:
 
 
 def format_not_found(plan: MappingPlan) -> str:
-    """The ``ckptbridge.NotFoundError`` text: each unmatched target with its closest source keys,
-    the unused source keys by scope, and a rules snippet that would fix it. Never tensor values.
+    """The ``ckptbridge.NotFoundError`` text: unmatched targets grouped per layer (a layer whose
+    variables differ in size from the checkpoint's says so once: "128 units, the model's 64"),
+    closest source keys of the same role and a related shape, the unused source keys by scope,
+    and only fixes that can work (a rules snippet, or strict=False / ckptbridge.plan when the
+    architectures differ). Never tensor values.
 
     >>> from ckptbridge.engine import derive, VarSpec
     >>> plan = derive([VarSpec("fc2/weights", (64, 10))], [VarSpec("a", (3,)), VarSpec("b", (4,))])
@@ -153,21 +156,73 @@ def format_not_found(plan: MappingPlan) -> str:
     src, tgt = plan.source_label, plan.target_label
     lines = [f"{len(plan.missing)} {tgt} variable(s) have no match in {src!r} "
              f"({len(plan.matches)} matched)."]  # fmt: skip
-    for u in plan.missing[:MAX_ROWS]:
-        closest = ", ".join(f"{c.name!r} {fmt_shape(c.shape)}" for c in u.candidates)
-        tail = f" Closest: {closest}." if closest else " No unused entries are left to compare."
+    layers: dict[str, list[Unmatched]] = defaultdict(list)
+    for u in plan.missing:
+        layers[scope_of(strip_key(u.target))].append(u)
+    shown = 0
+    architecture = False
+    for layer, items in layers.items():
+        if shown >= MAX_ROWS:
+            break
+        causes = {_cause(u.why) for u in items}
+        shared = causes.pop() if len(causes) == 1 else None
+        if shared is not None:
+            architecture = True
+            lines.append(f"layer {layer!r} of the {tgt}: {shared}.")
+        for u in items[: MAX_ROWS - shown]:
+            shown += 1
+            close = [c for c in u.candidates if _same_role(c, u)]
+            closest = ", ".join(f"{c.name!r} {fmt_shape(c.shape)}" for c in close)
+            tail = f" Closest: {closest}." if closest else ""
+            if shared is not None:  # the layer's line said why; no entry of that size exists
+                lines.append(f"  {u.target!r} {fmt_shape(u.shape)}.{tail}")
+                continue
+            lines.append(
+                f"{tgt} variable {u.target!r} {fmt_shape(u.shape)} has no match in {src!r}.{tail}"
+            )
+            lines.append(f"    why: {u.why}")
+    if len(plan.missing) > shown:
+        lines.append(f"... and {len(plan.missing) - shown} more unmatched {tgt} variables")
+    if architecture:
         lines.append(
-            f"{tgt} variable {u.target!r} {fmt_shape(u.shape)} has no match in {src!r}.{tail}"
+            "Fix: the architectures differ; build the model as the checkpoint's, or restore the "
+            "variables that do match with strict=False. ckptbridge.plan(checkpoint, model) lists "
+            "every match and why."
         )
-        lines.append(f"    why: {u.why}")
-    if len(plan.missing) > MAX_ROWS:
-        lines.append(f"... and {len(plan.missing) - MAX_ROWS} more unmatched {tgt} variables")
     lines += _unused_by_scope(plan)
     if plan.auxiliary:
         summary = aux_counts(plan.auxiliary)
         lines.append(f"Auxiliary entries in {src!r} (not weights, not needed): {summary}.")
-    lines += _snippet(plan)
+    if not architecture:
+        lines += _snippet(plan)
     return "\n".join(lines)
+
+
+_ARCHITECTURE = re.compile(
+    r"(the checkpoint's layer '[^']*' [^(]*?) \(.*: the architectures differ\..*"
+)
+_ROLES = {"bias": "bias", "biases": "bias", "beta": "bias", "gamma": "scale", "scale": "scale"}
+
+
+def _cause(why: str) -> str | None:
+    """The layer-level cause of a shape mismatch (``engine._mismatch``), shared by its variables."""
+    m = _ARCHITECTURE.fullmatch(why)
+    return m.group(1) if m else None
+
+
+def _role(name: str) -> str:
+    leaf = normalise(name).rsplit("/", 1)[-1].lstrip("_")
+    return _ROLES.get(leaf, leaf if leaf.startswith("moving_") else "weight")
+
+
+def _same_role(c: Candidate, u: Unmatched) -> bool:
+    """A candidate worth showing: the same role (weight, bias, scale, moving statistic) and a
+    shape that could be the same layer's (same rank, sharing a dimension or the element count)."""
+    if _role(c.name) != _role(u.target):
+        return False
+    if len(c.shape) != len(u.shape) or not c.shape:
+        return layout_compatible(c.shape, u.shape)
+    return bool(set(c.shape) & set(u.shape))
 
 
 def _unused_by_scope(plan: MappingPlan) -> list[str]:
