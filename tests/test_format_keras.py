@@ -18,7 +18,7 @@ keras = pytest.importorskip("keras")
 def _functional() -> Any:
     inner = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2, name="head")], name="inner")
     i = keras.Input((3, 5))
-    x = keras.layers.LSTM(4)(i)
+    x = keras.layers.LSTM(4, name="lstm")(i)  # named: auto-names depend on earlier tests
     x = keras.layers.Dense(5, use_bias=False)(x)
     y = keras.layers.Conv1D(2, 3)(i)
     return keras.Model(i, [inner(x), y], name="top")
