@@ -150,7 +150,7 @@ class MappingPlan:
             "ignored_targets": list(self.ignored_targets),
             "unused_rules": list(self.unused_rules),
             "family": self.family,
-            "notes": list(self.notes),
+            **({"notes": list(self.notes)} if self.notes else {}),  # only when there are any
         }
 
     def to_json(self, indent: int | None = 2) -> str:
