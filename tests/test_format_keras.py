@@ -76,11 +76,10 @@ def test_kind_order_and_aliases(saved: list[tuple[Path, Any]]) -> None:
 
 
 def test_keys_follow_the_names_keras_gave_after_other_layers(tmp_path: Path) -> None:
-    for _ in range(
-        3
-    ):  # advance Keras's per-process name counters, as earlier models in a process do
-        keras.layers.LSTM(2), keras.layers.Dense(2), keras.layers.Conv1D(2, 3)
-    model = _functional()
+    for _ in range(3):  # advance Keras's per-process name counters, as earlier models do
+        keras.layers.LSTM(2), keras.layers.Dense(2)
+    i = keras.Input((3, 5))
+    model = keras.Model(i, keras.layers.Dense(2)(keras.layers.LSTM(4)(i)))  # auto-named layers
     model.save_weights(tmp_path / "late.weights.h5")
     with open_checkpoint(tmp_path / "late.weights.h5") as ckpt:
         assert list(ckpt.entries) == [v.path for v in model.weights]
