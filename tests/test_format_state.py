@@ -34,6 +34,7 @@ def test_garbage_state_file(tmp_path: Path) -> None:
         read_state_file(tmp_path)
 
 
+@pytest.mark.tf
 def test_write_is_relative_and_readable_by_tensorflow(tmp_path: Path) -> None:
     import tensorflow as tf
 

@@ -16,7 +16,8 @@ import pytest
 import tf_keras
 
 import ckptbridge
-from ckptbridge._errors import MappingError, not_found_error_class
+from ckptbridge._errors import MappingError
+from ckptbridge._optional import not_found_error_class
 from optim_builders import CASES, TF1Run, X, Y, keras_model, keras_weights, train_tf1
 
 pytestmark = pytest.mark.tf

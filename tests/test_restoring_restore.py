@@ -18,7 +18,8 @@ import tensorflow as tf
 import tf_keras
 
 import ckptbridge
-from ckptbridge._errors import CkptBridgeError, MappingError, not_found_error_class
+from ckptbridge._errors import CkptBridgeError, MappingError
+from ckptbridge._optional import not_found_error_class
 from tf1_builders import (
     TF1Checkpoint,
     write_convnet_scopes,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import ckptbridge
 from ckptbridge.format import OBJECT_GRAPH_KEY, BundleWriter, ObjectGraph, variable_key
@@ -68,6 +69,7 @@ def test_inspect_does_not_import_tensorflow(corpus: Path) -> None:
     assert out.stdout.split() == ["17", "False"]
 
 
+@pytest.mark.tf
 def test_variant_entries_are_listed_but_not_loaded(tmp_path: Path) -> None:
     import tensorflow as tf
 

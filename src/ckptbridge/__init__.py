@@ -7,7 +7,9 @@ checkpoint and today's model, restore it, or re-save it in the other format::
     report = ckptbridge.restore(model, "old/model.ckpt-1000")
     print(report)
 
-``import ckptbridge`` does not import TensorFlow; the verbs that touch live models do.
+``import ckptbridge`` does not import TensorFlow, and nothing needs it but TensorFlow models
+(tf-keras, ``tf.Module``) and TF2 template checkpoints written from a model: restore into a Keras 3
+model works on every Keras backend (JAX, PyTorch, NumPy, TensorFlow).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ckptbridge._errors import (
     CorruptCheckpointError,
     EntryNotFoundError,
     MappingError,
+    MissingDependencyError,
     OutputExistsError,
     RulesError,
     StorageError,
@@ -46,7 +49,7 @@ _LAZY: dict[str, str] = {
     "convert": "ckptbridge._bridge",
     "RestoreReport": "ckptbridge.restoring",
     "ConversionReport": "ckptbridge.conversion",
-    "NotFoundError": "ckptbridge._errors",
+    "NotFoundError": "ckptbridge._optional",
 }
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "EntryNotFoundError",
     "MappingError",
     "MappingPlan",
+    "MissingDependencyError",
     "NotFoundError",
     "OutputExistsError",
     "RestoreReport",
@@ -113,7 +117,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ckptbridge._bridge import Bridge, convert, plan, restore
-    from ckptbridge._errors import NotFoundError
+    from ckptbridge._optional import NotFoundError
     from ckptbridge.conversion import ConversionReport
     from ckptbridge.engine import MappingPlan
     from ckptbridge.restoring import RestoreReport

@@ -10,22 +10,23 @@ builtin (or TensorFlow) error that callers already catch for the same situation:
     ├── UnsupportedCheckpointError(ValueError)       a valid file ckptbridge cannot handle (yet)
     ├── RulesError(ValueError)                       a rules file or dict that is invalid or does not fit
     ├── MappingError(ValueError)                     a plan that cannot be carried out (ambiguous, bad shapes)
-    │   └── NotFoundError(tf.errors.NotFoundError)   model variables with no checkpoint entry (restore)
+    │   └── NotFoundError(tf.errors.NotFoundError    model variables with no checkpoint entry (restore)
+    │                     or LookupError)
     ├── OutputExistsError(FileExistsError)           an output is in the way and overwrite=False
     ├── StorageError(OSError)                        a remote store refused or failed a request
+    ├── MissingDependencyError(ImportError)          an optional package is not installed (names the extra)
     └── ConversionError                              a conversion step failed (the message says which)
 
-``NotFoundError`` also subclasses ``tf.errors.NotFoundError`` so that existing
-``except tf.errors.NotFoundError:`` code keeps working. Building it needs TensorFlow, so it is
-created on first access (``ckptbridge.NotFoundError``); ``import ckptbridge`` stays TensorFlow-free.
+``NotFoundError`` subclasses ``tf.errors.NotFoundError`` whenever TensorFlow is installed, so that
+existing ``except tf.errors.NotFoundError:`` code keeps working, and ``LookupError`` otherwise. It is
+built on first access (``ckptbridge.NotFoundError``) by :mod:`ckptbridge._optional`, which decides
+whether TensorFlow is there; ``import ckptbridge`` stays TensorFlow-free.
 
 Messages say what went wrong, where, what was expected, what was found, and the fix. They never
 contain tensor values.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 __all__ = [
     "CheckpointNotFoundError",
@@ -34,7 +35,7 @@ __all__ = [
     "CorruptCheckpointError",
     "EntryNotFoundError",
     "MappingError",
-    "NotFoundError",  # noqa: F822 - created on first access by __getattr__ below
+    "MissingDependencyError",
     "OutputExistsError",
     "RulesError",
     "StorageError",
@@ -91,54 +92,13 @@ class StorageError(CkptBridgeError, OSError):
         return str(self.args[0]) if self.args else ""
 
 
+class MissingDependencyError(CkptBridgeError, ImportError):
+    """An optional package (TensorFlow, tf-keras, Keras, h5py) is needed and not installed; the
+    message names the extra to install (``pip install 'ckptbridge[tf]'``)."""
+
+    def __str__(self) -> str:  # ImportError would show only msg=..., keep the one line
+        return str(self.args[0]) if self.args else ""
+
+
 class ConversionError(CkptBridgeError):
     """A conversion step failed; the message names the checkpoint and the entry."""
-
-
-_not_found_cls: type[CkptBridgeError] | None = None
-
-
-def _build_not_found_error() -> type[CkptBridgeError]:
-    import tensorflow as tf
-
-    class NotFoundError(MappingError, tf.errors.NotFoundError):  # type: ignore[misc]
-        """Model variables that have no entry in the checkpoint.
-
-        Raised by :func:`ckptbridge.restore` with ``strict=True`` before anything is assigned.
-        ``missing`` holds the unmatched variable names, ``plan`` the full :class:`MappingPlan`.
-        """
-
-        def __init__(
-            self, message: str, *, missing: tuple[str, ...] = (), plan: Any = None
-        ) -> None:
-            tf.errors.NotFoundError.__init__(self, None, None, message)
-            self.missing = tuple(missing)
-            self.plan = plan
-
-        def __str__(self) -> str:
-            return str(self.message)
-
-        def __reduce__(self) -> tuple[Any, ...]:
-            return (_rebuild_not_found, (self.message, self.missing))
-
-    NotFoundError.__module__ = "ckptbridge"
-    NotFoundError.__qualname__ = "NotFoundError"
-    return NotFoundError
-
-
-def _rebuild_not_found(message: str, missing: tuple[str, ...]) -> CkptBridgeError:
-    return not_found_error_class()(message, missing=missing)  # type: ignore[call-arg]
-
-
-def not_found_error_class() -> type[CkptBridgeError]:
-    """Return ``ckptbridge.NotFoundError``, creating it (and importing TensorFlow) on first use."""
-    global _not_found_cls
-    if _not_found_cls is None:
-        _not_found_cls = _build_not_found_error()
-    return _not_found_cls
-
-
-def __getattr__(name: str) -> Any:
-    if name == "NotFoundError":
-        return not_found_error_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

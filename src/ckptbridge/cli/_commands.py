@@ -5,8 +5,9 @@ that runs it; the main parser (:mod:`ckptbridge.cli._main`) wires them in and tu
 ``CkptBridgeError`` into one line on stderr and exit code 2. Exit codes: 0 success; 1 an
 incomplete plan, or some converted items failed; 2 bad usage or unusable input.
 
-None of these imports TensorFlow unless a model target (``package.module:factory``) or
-``--to keras`` needs it.
+None of these needs TensorFlow. A model target (``package.module:factory``) on Keras's TensorFlow
+backend, or ``--to keras``, imports it first and quietly when it is installed, so that its start-up
+notices do not reach the terminal; a Keras 3 model on JAX, PyTorch or NumPy never imports it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import ConversionError, RulesError
-from ckptbridge._optional import import_tensorflow
+from ckptbridge._optional import has_module, import_tensorflow
 
 if TYPE_CHECKING:
     from ckptbridge._progress import ByteBar
@@ -46,9 +47,16 @@ def _target_arg(value: str) -> Any:
     from ckptbridge.sides import is_factory_spec, load_factory
 
     if is_factory_spec(value):
-        import_tensorflow()
+        _quiet_tensorflow()
         return load_factory(value)
     return value
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow silently before a model factory or Keras does it noisily: only when it
+    is installed and Keras would use it (``KERAS_BACKEND`` unset or ``tensorflow``)."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow" and has_module("tensorflow"):
+        import_tensorflow("a model target")
 
 
 def _print_report(report: Any, as_json: bool) -> None:
@@ -186,7 +194,7 @@ def run_convert(args: argparse.Namespace) -> int:
             "add --runner beam, or drop them"
         )
     if args.to == "keras":
-        import_tensorflow()
+        _quiet_tensorflow()
     report = run_conversion(
         args.src, args.out, target=_target_arg(args.target), rules=args.rules, to=args.to,
         overwrite=args.overwrite, link=args.link, verify=args.verify, jobs=args.jobs,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import UnsupportedCheckpointError
+from ckptbridge._optional import import_tensorflow
 from ckptbridge.conversion._write import Partition
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.format._storage import Location, as_location
@@ -148,8 +149,7 @@ def _model_target(model: Any, to: str | None, *, identity: str) -> Target:
         return Target(
             "model", to, f"model {live.label!r}", live.specs, ident, live=live, model=model
         )
-    import tensorflow as tf
-
+    tf = import_tensorflow(f"to='tf2' from model {live.label!r} (its TF2 template checkpoint)")
     tmp = tempfile.TemporaryDirectory(prefix="ckptbridge-template-")
     ckpt = tf.train.Checkpoint(model=model)
     ckpt.save_counter.assign_add(1)  # what ckpt.save() records: restore() then finds every object

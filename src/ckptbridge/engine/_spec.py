@@ -41,6 +41,9 @@ class VarSpec:
     ``auxiliary``: set when the side knows the entry is not a model weight (a TF2 object graph
     names its optimizers and their slots); the engine then takes it as is instead of guessing
     from the name.
+    ``counted``: whether the numbers in its names (``dense``/``dense_1``) were given in creation
+    order, as TensorFlow gives them. False for Keras 3 models off TensorFlow with no recorded
+    order: Keras numbers layers when they are made, which need not be when they are built.
     """
 
     name: str
@@ -50,6 +53,7 @@ class VarSpec:
     aliases: tuple[str, ...] = ()
     layer: str | None = None
     trainable: bool | None = None
+    counted: bool = True
     partition: tuple[str, ...] = field(
         default=()
     )  # save-slice spec when the variable is partitioned

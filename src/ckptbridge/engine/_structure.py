@@ -150,17 +150,20 @@ def _ordered_by_alphabet(groups: list[Group]) -> set[int]:
     by the numbers TensorFlow adds (``conv3_2``/``conv3_3``, ``dense``/``dense_1``, ``Variable_7``)
     or by direction (``fw``/``bw``), but not where they differ by words: ``decoder/dense`` sorts
     before ``encoder/dense``. Groups of one signature whose scopes differ by words are interchangeable
-    as far as order knows; they are left to the unique-shape passes, which report the tie.
+    as far as order knows; they are left to the unique-shape passes, which report the tie. Where
+    the numbers themselves are not creation order (``VarSpec.counted`` False), no two groups of
+    one signature are ordered.
     """
     if all(s.order is not None for g in groups for s in g):
         return set()
+    counted = all(s.counted for g in groups for s in g)
     by_signature: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
         by_signature[_signature(g)].append(i)
     out: set[int] = set()
     for positions in by_signature.values():
         forms = {_unnumbered_scope(groups[i]) for i in positions}
-        if len(forms) > 1:
+        if len(forms) > 1 or (not counted and len(positions) > 1):
             out.update(positions)
     return out
 

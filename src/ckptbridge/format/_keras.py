@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ckptbridge._errors import CorruptCheckpointError, UnsupportedCheckpointError
+from ckptbridge._optional import require
 from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._types import Entry
 
@@ -88,12 +89,7 @@ class KerasReader:
         self._handle: Any = None
         self._remote: Any = None  # a remote file: ranged reads through a seekable file object
         configs: dict[str, dict[str, Any]] = {}
-        try:
-            import h5py
-        except ImportError:  # pragma: no cover - h5py is a dependency
-            raise UnsupportedCheckpointError(
-                f"{path}: reading Keras weight files needs h5py; pip install h5py"
-            ) from None
+        h5py = require("h5py", f"{path}: reading a Keras weights file")
         try:
             source: Any = path
             if isinstance(path, RemotePath):

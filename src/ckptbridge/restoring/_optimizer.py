@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ckptbridge._errors import MappingError, not_found_error_class
+from ckptbridge._errors import MappingError
+from ckptbridge._optional import not_found_error_class
 from ckptbridge.engine._plan import MappingPlan
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine.optim._map import map_counters, map_slots

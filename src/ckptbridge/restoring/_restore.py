@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ckptbridge._errors import MappingError, not_found_error_class
+from ckptbridge._errors import MappingError
+from ckptbridge._optional import import_tensorflow, not_found_error_class
 from ckptbridge._progress import advance, byte_bar, set_total, wanted
 from ckptbridge._text import fmt_shape, render_table
 from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match, Unmatched
@@ -197,7 +198,7 @@ def _matched_table(matched: list[Match]) -> list[str]:
     return lines
 
 
-def _bulk_read(ckpt: Checkpoint, plan: MappingPlan) -> dict[str, Any]:
+def _bulk_read(ckpt: Checkpoint, plan: MappingPlan, on_tensorflow: bool) -> dict[str, Any]:
     """Read the entries that need at most a reshape with TensorFlow's own ``RestoreV2`` op.
 
     For a tensor bundle this is the fastest path into a live model: the file is read straight into
@@ -209,9 +210,9 @@ def _bulk_read(ckpt: Checkpoint, plan: MappingPlan) -> dict[str, Any]:
         for m in plan.matches
         if len(m.sources) == 1 and all(isinstance(step, Reshape) for step in m.steps)
     ]
-    if ckpt.kind not in ("tf1", "tf2") or not eligible:
-        return {}
-    import tensorflow as tf
+    if ckpt.kind not in ("tf1", "tf2") or not eligible or not on_tensorflow:
+        return {}  # off TensorFlow the native reader gives NumPy arrays, which every backend takes
+    tf = import_tensorflow("reading into TensorFlow variables")
 
     stored = {m.source: ckpt.stored_key(m.source) for m in eligible}  # TF2 path names -> keys
     keys = list(dict.fromkeys(stored.values()))
@@ -235,12 +236,12 @@ def _bulk_read(ckpt: Checkpoint, plan: MappingPlan) -> dict[str, Any]:
     return values
 
 
-def _read_values(ckpt: Checkpoint, plan: MappingPlan) -> dict[str, Any]:
+def _read_values(ckpt: Checkpoint, plan: MappingPlan, on_tensorflow: bool = True) -> dict[str, Any]:
     """Read and transform every matched value (arrays or tensors); nothing is assigned here."""
     from ckptbridge.transforms import apply_steps
 
     set_total(sum(_source_bytes(ckpt, m) for m in plan.matches))
-    values = _bulk_read(ckpt, plan)
+    values = _bulk_read(ckpt, plan, on_tensorflow)
     advance(sum(_source_bytes(ckpt, m) for m in plan.matches if m.target in values))
     for match in plan.matches:
         if match.target in values:
@@ -306,7 +307,7 @@ def restore_into(
             _raise_not_found(plan)
         prepared = _prepare_optimizer(model, live, ckpt, plan, rules, strict=strict)
         with byte_bar(f"restore {ckpt.prefix.name}", wanted(progress)):
-            values = _read_values(ckpt, plan)
+            values = _read_values(ckpt, plan, live.on_tensorflow)
         check_values(live, values)
         assign_values(live, values)
         if prepared is not None:

@@ -12,6 +12,7 @@ import difflib
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from ckptbridge._errors import RulesError
+
+if sys.version_info >= (3, 11):
+    pass
+else:  # Python 3.10: the same parser, as the tomli package
+    pass
 from ckptbridge.rules._model import (
     Add,
     Cast,

@@ -8,19 +8,23 @@ Three kinds of model are understood:
 - tf-keras (``tf_keras.Model``): names are ``variable.name`` (``dense/kernel:0``).
 - ``tf.Module``: names are ``variable.name``; the attribute paths (``layer1/w``) are aliases.
 
-Creation order comes from the variables' unique ids (a global counter in eager mode), not from
-``model.layers``, whose order differs in branched models. TensorFlow is imported only here, lazily.
+Keras 3 models need no TensorFlow on any backend: object paths and (off TensorFlow) creation
+order come from Keras's own structure (:mod:`ckptbridge.sides._keras`), values are assigned with
+``variable.assign``. On TensorFlow, creation order comes from the variables' unique ids (a global
+counter in eager mode), never from ``model.weights``, whose order differs in branched models.
+tf-keras models and ``tf.Module`` need TensorFlow (:func:`ckptbridge._optional.import_tensorflow`).
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ckptbridge._errors import MappingError
+from ckptbridge._optional import import_tensorflow
 from ckptbridge.engine._spec import VarSpec
+from ckptbridge.sides import _keras
 
 __all__ = [
     "LiveModel",
@@ -45,6 +49,7 @@ class LiveModel:
     label: str
     specs: tuple[VarSpec, ...]
     variables: dict[str, Any]
+    on_tensorflow: bool = True  # variables are tf.Variables (TF's bulk read can feed them)
 
 
 def _kind_of(obj: object) -> ModelKind | None:
@@ -86,13 +91,11 @@ def _dtype_name(variable: Any) -> str:
 
 def _object_paths(root: Any, wanted: set[int]) -> dict[int, list[str]]:
     """Object-graph paths (as ``tf.train.Checkpoint`` would write them) of the wanted objects."""
-    import tensorflow as tf
-
+    tf = import_tensorflow("a tf-keras or tf.Module model")
     found: dict[int, list[str]] = {}
     seen = {id(root)}
-    queue: deque[tuple[Any, str]] = deque([(root, "")])
-    while queue:
-        obj, path = queue.popleft()
+    queue: list[tuple[Any, str]] = [(root, "")]
+    for obj, path in queue:  # breadth first: the queue grows while it is read
         try:
             children = tf.train.TrackableView(obj).children(obj)
         except Exception:  # an exotic trackable only costs its aliases
@@ -105,6 +108,24 @@ def _object_paths(root: Any, wanted: set[int]) -> dict[int, list[str]]:
                 seen.add(id(child))
                 queue.append((child, child_path))
     return found
+
+
+def _keras_backend() -> str:
+    import keras
+
+    return str(keras.backend.backend())
+
+
+def _orders(model: Any, kind: ModelKind, variables: list[Any]) -> list[int | None]:
+    """Each variable's creation rank, or all None when the backend and Keras recorded none."""
+    if kind == "keras" and _keras_backend() != "tensorflow":
+        ranks = _keras.creation_order(model)
+        if ranks is None:
+            return [None] * len(variables)
+        if any(id(v) not in ranks for v in variables):
+            return [None] * len(variables)
+        return [ranks[id(v)] for v in variables]
+    return [_creation_order(v, i) for i, v in enumerate(variables)]
 
 
 def _owning_layers(model: Any) -> dict[int, str]:
@@ -162,16 +183,26 @@ def describe_model(model: Any) -> LiveModel:
     _require_built(model, kind)
     variables = _model_variables(model, kind)
     wanted = {id(v) for v in variables} | {id(getattr(v, "_value", v)) for v in variables}
-    paths = _object_paths(model, wanted)
+    if kind == "keras":
+        paths = _keras.object_paths(model, wanted, _MAX_PATHS)
+    else:
+        paths = _object_paths(model, wanted)
     owners = _owning_layers(model)
-    ordered = sorted(enumerate(variables), key=lambda iv: (_creation_order(iv[1], iv[0]), iv[0]))
+    ranks = _orders(model, kind, variables)
+    known = all(r is not None for r in ranks)
+    ordered = sorted(enumerate(variables), key=lambda iv: (ranks[iv[0]] or 0, iv[0]))
+    if not known:  # keep Keras's listing, but say the order is unknown
+        ordered = list(enumerate(variables))
     specs: list[VarSpec] = []
     handles: dict[str, Any] = {}
-    for order, (_, v) in enumerate(ordered):
+    for position, (_, v) in enumerate(ordered):
+        order = position if known else None
         obj_paths = paths.get(id(v)) or paths.get(id(getattr(v, "_value", v))) or []
         name = _base_name(v, kind)
         if name in handles:  # e.g. two unnamed tf.Module variables, both 'Variable:0'
-            name = obj_paths[0] if obj_paths and obj_paths[0] not in handles else f"{name}#{order}"
+            name = (
+                obj_paths[0] if obj_paths and obj_paths[0] not in handles else f"{name}#{position}"
+            )
         aliases = [p for p in obj_paths[:_MAX_PATHS] if p != name]
         aliases += [f"{_CKPT_ROOT}/{p}" for p in obj_paths[:_MAX_PATHS]]
         if kind == "module" and name != str(v.name):
@@ -185,11 +216,13 @@ def describe_model(model: Any) -> LiveModel:
                 aliases=tuple(dict.fromkeys(aliases)),
                 layer=owners.get(id(v)),
                 trainable=bool(getattr(v, "trainable", True)),
+                counted=known or kind != "keras",
             )
         )
         handles[name] = v
     label = str(getattr(model, "name", None) or type(model).__name__)
-    return LiveModel(kind=kind, label=label, specs=tuple(specs), variables=handles)
+    on_tf = kind != "keras" or _keras_backend() == "tensorflow"
+    return LiveModel(kind, label, tuple(specs), handles, on_tensorflow=on_tf)
 
 
 def check_values(live: LiveModel, values: dict[str, Any]) -> None:
@@ -224,5 +257,7 @@ def assign_values(live: LiveModel, values: dict[str, Any]) -> None:
     for name, value in values.items():
         variable = live.variables[name]
         handle = getattr(variable, "_value", None) if live.kind == "keras" else None
-        # Keras 3: assign the backing tf.Variable directly (the value is checked already)
-        (handle if handle is not None and hasattr(handle, "assign") else variable).assign(value)
+        if handle is not None and hasattr(handle, "assign") and hasattr(handle, "_unique_id"):
+            handle.assign(value)  # Keras 3 on TensorFlow: the backing tf.Variable, value checked
+        else:
+            variable.assign(value)  # any backend: Keras converts the NumPy value
