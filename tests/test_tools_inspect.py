@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,7 +12,14 @@ import numpy as np
 import pytest
 
 import ckptbridge
-from ckptbridge.format import OBJECT_GRAPH_KEY, BundleWriter, ObjectGraph, variable_key
+from ckptbridge._text import fmt_shape, human_bytes, render_table
+from ckptbridge.format import (
+    OBJECT_GRAPH_KEY,
+    BundleWriter,
+    CheckpointKind,
+    ObjectGraph,
+    variable_key,
+)
 
 
 def test_inspect_tf1_directory(corpus: Path) -> None:
@@ -98,3 +106,47 @@ def test_inspect_shows_each_tf2_variables_saved_name(tmp_path: Path) -> None:
     text = str(info)
     assert "saved name" in text
     assert any("net/fc/kernel" in line and "_kernel" in line for line in text.splitlines())
+
+
+def _table_as_render_table_draws_it(info: ckptbridge.CheckpointInfo) -> str:
+    """The entries table through the one generic renderer, for comparison."""
+    rows = [
+        (e.key, e.dtype, fmt_shape(e.shape), human_bytes(e.nbytes) + (" sliced" if e.sliced else ""))
+        for e in info.entries
+    ]  # fmt: skip
+    return "\n".join(render_table(("key", "dtype", "shape", "bytes"), rows, rule=True))
+
+
+def test_table_and_json_are_what_the_generic_renderers_give(tmp_path: Path) -> None:
+    graph = ObjectGraph.from_variables(["model/dense/kernel"])
+    with BundleWriter(tmp_path / "ckpt") as writer:
+        writer.add(variable_key("model/dense/kernel"), np.ones((2, 2), np.float32))
+        writer.add("a_scalar", np.float64(1.5))
+        writer.add("empty", np.zeros((0, 3), np.int8))
+        writer.add("names", np.array([b"x", b"yz"], dtype=object))
+        writer.add('w\u00e9ight "q"\\', np.ones(3, np.float16))
+        writer.add_slice("emb", (4, 2), (0, 0), np.ones((2, 2), np.float32))
+        writer.add_slice("emb", (4, 2), (2, 0), np.ones((2, 2), np.float32))
+        writer.add(OBJECT_GRAPH_KEY, np.array(graph.encode(), dtype=object))
+    info = ckptbridge.inspect(tmp_path / "ckpt")
+    assert any(e.sliced for e in info.entries) and any(e.shape == () for e in info.entries)
+    text = str(info)
+    assert _table_as_render_table_draws_it(info) in text
+    assert text.endswith("\n\n" + "\n".join(render_table(
+        ("object-graph variable", "saved name", "shortest path", "slot of"),
+        [(str(o["key"]), str(o.get("full_name") or "-"), str(o["path"] or "-"),
+          str(o["slot_of"] or "")) for o in info.objects],
+        rule=True,
+    )))  # fmt: skip
+    for indent in (None, 0, 2, 4):
+        assert info.to_json(indent) == json.dumps(info.to_dict(), indent=indent)
+    out = io.StringIO()
+    info.write_text(out)
+    info.write_json(out)
+    assert out.getvalue() == text + "\n" + info.to_json() + "\n"
+
+
+def test_table_of_no_entries_is_the_header(tmp_path: Path) -> None:
+    info = ckptbridge.CheckpointInfo(path="p", prefix="p", kind=CheckpointKind.TF1, entries=[])
+    assert str(info).splitlines()[-2:] == ["key  dtype  shape  bytes", "---  -----  -----  -----"]
+    assert info.to_json() == json.dumps(info.to_dict(), indent=2)

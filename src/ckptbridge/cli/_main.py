@@ -63,7 +63,10 @@ def _run_inspect(args: argparse.Namespace) -> int:
             print("\n\n".join(str(t) for t in tensors))
         return EXIT_OK
     info = inspect(args.path)
-    print(info.to_json() if args.json else str(info))
+    if args.json:
+        info.write_json(sys.stdout)
+    else:
+        info.write_text(sys.stdout)
     return EXIT_OK
 
 
