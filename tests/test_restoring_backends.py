@@ -101,6 +101,24 @@ def test_branched_model_with_unnamed_variables_restores_exactly(tmp_path: Path) 
     np.testing.assert_allclose(_np(model(x)), _residual_numpy(values, x), **TOL)
 
 
+def test_shortcut_made_first_restores_exactly(tmp_path: Path) -> None:
+    """The TF1 code makes the shortcut first (Variable, Variable_1), then the block; Keras lists
+    the shortcut after the block's first layer, so model.weights order pairs them wrongly."""
+    values = _residual_checkpoint(tmp_path)
+    first = ["Variable_4", "Variable_5", "Variable", "Variable_1", "Variable_2", "Variable_3"]
+    renamed = dict(zip(first, ["Variable"] + [f"Variable_{i}" for i in range(1, 6)], strict=True))
+    with BundleWriter(tmp_path / "first" / "model.ckpt") as writer:
+        for name, value in values.items():
+            writer.add(renamed.get(name, name), value)
+    inputs = keras.Input((4,))
+    s = keras.layers.Dense(4)(inputs)
+    h = keras.layers.Dense(4)(keras.layers.Dense(4, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.ReLU()(h + s)))
+    assert ckptbridge.restore(model, tmp_path / "first" / "model.ckpt").complete
+    x = _x(5, 4)
+    np.testing.assert_allclose(_np(model(x)), _residual_numpy(values, x), **TOL)
+
+
 def test_branched_model_whose_build_order_keras_did_not_record_is_not_guessed(
     tmp_path: Path,
 ) -> None:

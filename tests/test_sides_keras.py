@@ -157,9 +157,9 @@ _JAX_RESTORE = """
 import json, sys
 import keras, numpy as np, ckptbridge
 inputs = keras.Input((4,))
+s = keras.layers.Dense(4)(inputs)  # the shortcut first, as the TF1 code made it
 h = keras.layers.Dense(4, activation="relu")(inputs)
 h = keras.layers.Dense(4)(h)
-s = keras.layers.Dense(4)(inputs)
 out = keras.layers.Dense(2)(keras.layers.ReLU()(keras.layers.Add()([h, s])))
 model = keras.Model(inputs, out)
 x = np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4)
@@ -175,8 +175,9 @@ else:
 @pytest.mark.tf
 def test_branched_tf1_model_with_unnamed_variables_restores_exactly_on_jax(tmp_path: Path) -> None:
     """Written by TF1 code (tf.compat.v1, unnamed variables in creation order), restored into the
-    same residual block built with Keras on JAX in a subprocess. Before: the plan was complete and
-    the weights wrong (the shortcut took the second dense's weights)."""
+    same residual block built with Keras on JAX in a subprocess. The shortcut is made first; Keras
+    lists it after the longer branch's first layer. Before: the plan was complete and the weights
+    wrong (max abs diff 7.7 against TF1's outputs); now equal."""
     require("jax")
     import tensorflow as tf
 
@@ -190,7 +191,7 @@ def test_branched_tf1_model_with_unnamed_variables_restores_exactly_on_jax(tmp_p
             return v1.Variable(rng.normal(size=shape).astype(np.float32))
 
         inp = v1.placeholder(tf.float32, (None, 4))
-        wa, ba, wb, bb, ws, bs, wo, bo = (var(4, 4), var(4), var(4, 4), var(4), var(4, 4), var(4),
+        ws, bs, wa, ba, wb, bb, wo, bo = (var(4, 4), var(4), var(4, 4), var(4), var(4, 4), var(4),
                                           var(4, 2), var(2))  # fmt: skip
         h = tf.matmul(tf.nn.relu(tf.matmul(inp, wa) + ba), wb) + bb
         logits = tf.matmul(tf.nn.relu(h + tf.matmul(inp, ws) + bs), wo) + bo
