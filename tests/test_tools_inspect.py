@@ -92,6 +92,7 @@ def test_variant_entries_are_listed_but_not_loaded(tmp_path: Path) -> None:
     assert ckptbridge.load_variables(prefix) == {"v/.ATTRIBUTES/VARIABLE_VALUE": np.float32(2.0)}
 
 
+@pytest.mark.tf
 def test_inspect_shows_each_tf2_variables_saved_name(tmp_path: Path) -> None:
     import keras
     import tensorflow as tf

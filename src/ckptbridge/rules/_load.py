@@ -21,11 +21,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from ckptbridge._errors import RulesError
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # Python 3.10: the same parser, as the tomli package
-    pass
 from ckptbridge.rules._model import (
     Add,
     Cast,
@@ -170,7 +165,10 @@ def _parse_yaml(text: str, label: str) -> Any:
 
 
 def _parse_toml(text: str, label: str) -> Any:
-    import tomllib  # only for a TOML rules file
+    if sys.version_info >= (3, 11):  # only for a TOML rules file
+        import tomllib
+    else:  # Python 3.10: the same parser, as the tomli package
+        import tomli as tomllib
 
     try:
         return tomllib.loads(text)
