@@ -69,6 +69,6 @@ def test_the_synopsis_lists_every_output_kind() -> None:
 
 def test_the_two_commands_are_there_and_ci_runs_the_second() -> None:
     assert "python3 -m pip install '.[tf]' && python3 examples/quickstart.py" in README
-    assert "python3 -m pip install tox && python3 -m tox" in README
+    assert "python3 -m pip install tox && python3 -m tox run-parallel --parallel-live" in README
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
-    assert "python3 -m pip install --quiet tox && python3 -m tox" in ci
+    assert "python3 -m pip install --quiet tox && python3 -m tox run-parallel --parallel-live" in ci
