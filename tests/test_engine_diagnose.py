@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import ckptbridge
-from ckptbridge.engine import VarSpec, derive, format_not_found
+from ckptbridge.engine import MappingPlan, VarSpec, derive, format_not_found
 
 pytestmark = pytest.mark.tf
 
@@ -71,3 +71,53 @@ def test_a_transposed_kernel_is_still_told_as_a_transpose() -> None:
         "[1, 0]}]}]"
     )
     assert "Fix: add a 'map:" in format_not_found(plan) or "transpose" in format_not_found(plan)
+
+
+_BN = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _tied_batch_norms() -> MappingPlan:
+    """31 slim BatchNorm scopes of one width for 30 Keras BatchNormalization layers: a real tie."""
+    src = [
+        VarSpec(f"net/unit_{i}/conv3/BatchNorm/{leaf}", (16,)) for i in range(31) for leaf in _BN
+    ]
+    tgt = [VarSpec(f"batch_normalization_{i}/{leaf}", (16,)) for i in range(30) for leaf in _BN]
+    return derive(src, tgt, source_label="old/model.ckpt-1000")
+
+
+def test_a_tie_over_many_layers_is_told_per_layer_in_a_bounded_message() -> None:
+    plan = _tied_batch_norms()
+    message = format_not_found(plan)
+    assert len(message) < 1500, message
+    assert re.match(
+        r"^120 model variable\(s\) have no match in 'old/model\.ckpt-1000' \(0 matched\)\.\n"
+        r"model variable 'batch_normalization_0/gamma' \(16,\) has no match in "
+        r"'old/model\.ckpt-1000'\. Closest: [^\n]*\n"
+        r"    why: ambiguous: 124 unused entries have shape \(16,\) \('net/unit_0/conv3/BatchNorm/"
+        r"gamma', [^\n]* and neither names nor creation order decide between them; add a 'map:' "
+        r"rule, e\.g\. map: \{net/unit_0/conv3/BatchNorm/gamma: batch_normalization_0/gamma\}\n"
+        r"  also 'batch_normalization_0/beta' \(16,\), 'batch_normalization_0/moving_mean' "
+        r"\(16,\), 'batch_normalization_0/moving_variance' \(16,\): the same reason\.\n"
+        r"\.\.\. and 116 more unmatched model variable\(s\) in 29 more layer\(s\) "
+        r"\(ckptbridge\.plan\(checkpoint, model\) lists them all\)\.\n"
+        r"Unused entries in 'old/model\.ckpt-1000' \(124\), by scope:\n"
+        r"(  net/unit_\d+/conv3/BatchNorm/ \(4 entries\)\n){5}"
+        r"  \.\.\. and 26 more scopes\n",
+        message,
+    )
+    assert re.search(r"\nmap:\n(  net/unit_\d+/[^\n]*\n){3}  # \.\.\. and 2 more$", message)
+    # the plan keeps every variable and its reason
+    assert str(plan).count(": ambiguous: 124 unused entries") == 120
+    assert len(plan.to_dict()["missing"]) == 120
+
+
+def test_an_ambiguous_variable_is_offered_entries_of_its_own_role_first() -> None:
+    src = [VarSpec(f"fc/BatchNorm/{leaf}", (8,)) for leaf in ("beta", "gamma")] + [
+        VarSpec("fc2/BatchNorm/gamma", (8,))
+    ]
+    plan = derive(src, [VarSpec("bn/gamma", (8,)), VarSpec("other/gamma", (8,))])
+    assert plan.missing[0].why.startswith(
+        "ambiguous: 3 unused entries have shape (8,) ('fc/BatchNorm/gamma', "
+        "'fc2/BatchNorm/gamma', 'fc/BatchNorm/beta')"
+    )
+    assert plan.missing[0].why.endswith("e.g. map: {fc/BatchNorm/gamma: bn/gamma}")

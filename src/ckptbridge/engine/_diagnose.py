@@ -15,8 +15,12 @@ from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._table import aux_counts
 
-MAX_ROWS = 20  # rows per section of a message before "... and N more"
-MAX_SCORED = MAX_ROWS  # unmatched targets whose candidates are name-scored (the rest: shape only)
+MAX_SCORED = 20  # unmatched targets whose candidates are name-scored (the rest: shape only)
+MAX_LAYERS = 3  # layers a NotFoundError details before "... and N more" (the plan lists all)
+MAX_PER_LAYER = 3  # variables of one layer named in a message
+MAX_DETAIL = 1000  # characters of per-layer detail in a message (at least one layer is shown)
+MAX_SCOPES = 5  # unused scopes listed in a message
+MAX_PAIRS = 3  # 'map:' pairs suggested in a message
 MAX_POOL = 300  # at most this many entries are name-scored per target
 _TOKEN_RE = re.compile(r"[A-Za-z]+")
 
@@ -95,7 +99,10 @@ def _why(
 ) -> str:
     same = by_shape.get(t.shape, [])
     shape = fmt_shape(t.shape)
-    fitting = [s for s in same if same_dtype(s.dtype, t.dtype)]
+    role = _role(t.name)  # entries of the variable's own role first: the example map is one
+    fitting = sorted(
+        (s for s in same if same_dtype(s.dtype, t.dtype)), key=lambda s: _role(s.name) != role
+    )
     if len(fitting) >= 2:
         return (f"ambiguous: {len(fitting)} unused entries have shape {shape} ({_names(fitting)}) and "
                 f"neither names nor creation order decide between them; add a 'map:' rule, e.g. "
@@ -142,11 +149,13 @@ def _quote(key: str) -> str:
 
 
 def format_not_found(plan: MappingPlan) -> str:
-    """The ``ckptbridge.NotFoundError`` text: unmatched targets grouped per layer (a layer whose
-    variables differ in size from the checkpoint's says so once: "128 units, the model's 64"),
-    closest source keys of the same role and a related shape, the unused source keys by scope,
-    and only fixes that can work (a rules snippet, or strict=False / ckptbridge.plan when the
-    architectures differ). Never tensor values.
+    """The ``ckptbridge.NotFoundError`` text, bounded whatever the model's size: unmatched targets
+    grouped per layer, the first layers told with their reason (a layer whose variables differ
+    in size from the checkpoint's says so once: "128 units, the model's 64"; a layer's other
+    variables missing for the same reason are listed on one line), closest source keys of the
+    same role and a related shape, then "... and N more" pointing to ``ckptbridge.plan`` (which
+    lists every variable); the unused source keys by scope and only fixes that can work (a rules
+    snippet, or strict=False / ckptbridge.plan when the architectures differ). Never tensor values.
 
     >>> from ckptbridge.engine import derive, VarSpec
     >>> plan = derive([VarSpec("fc2/weights", (64, 10))], [VarSpec("a", (3,)), VarSpec("b", (4,))])
@@ -159,30 +168,21 @@ def format_not_found(plan: MappingPlan) -> str:
     layers: dict[str, list[Unmatched]] = defaultdict(list)
     for u in plan.missing:
         layers[scope_of(strip_key(u.target))].append(u)
-    shown = 0
-    architecture = False
+    shown = budget = 0
+    architecture = any(_cause(u.why) for u in plan.missing)
     for layer, items in layers.items():
-        if shown >= MAX_ROWS:
+        if shown >= MAX_LAYERS:
             break
-        causes = {_cause(u.why) for u in items}
-        shared = causes.pop() if len(causes) == 1 else None
-        if shared is not None:
-            architecture = True
-            lines.append(f"layer {layer!r} of the {tgt}: {shared}.")
-        for u in items[: MAX_ROWS - shown]:
-            shown += 1
-            close = [c for c in u.candidates if _same_role(c, u)]
-            closest = ", ".join(f"{c.name!r} {fmt_shape(c.shape)}" for c in close)
-            tail = f" Closest: {closest}." if closest else ""
-            if shared is not None:  # the layer's line said why; no entry of that size exists
-                lines.append(f"  {u.target!r} {fmt_shape(u.shape)}.{tail}")
-                continue
-            lines.append(
-                f"{tgt} variable {u.target!r} {fmt_shape(u.shape)} has no match in {src!r}.{tail}"
-            )
-            lines.append(f"    why: {u.why}")
-    if len(plan.missing) > shown:
-        lines.append(f"... and {len(plan.missing) - shown} more unmatched {tgt} variables")
+        block = _layer_block(layer, items, src, tgt)
+        if shown and budget + len(block) > MAX_DETAIL:
+            break
+        shown += 1
+        budget += len(block)
+        lines.append(block)
+    if shown < len(layers):
+        rest = sum(len(items) for items in list(layers.values())[shown:])
+        lines.append(f"... and {rest} more unmatched {tgt} variable(s) in {len(layers) - shown} "
+                     "more layer(s) (ckptbridge.plan(checkpoint, model) lists them all).")  # fmt: skip
     if architecture:
         lines.append(
             "Fix: the architectures differ; build the model as the checkpoint's, or restore the "
@@ -196,6 +196,43 @@ def format_not_found(plan: MappingPlan) -> str:
     if not architecture:
         lines += _snippet(plan)
     return "\n".join(lines)
+
+
+def _layer_block(layer: str, items: list[Unmatched], src: str, tgt: str) -> str:
+    """One layer's lines: its shared architecture cause or each variable with its reason; the
+    variables missing for a reason already told are named on one line."""
+    causes = {_cause(u.why) for u in items}
+    shared = causes.pop() if len(causes) == 1 else None
+    lines = [f"layer {layer!r} of the {tgt}: {shared}."] if shared is not None else []
+    told: set[str] = set()
+    same: list[Unmatched] = []
+    for u in items:
+        kind = _kind(u.why) if shared is None else u.target
+        if kind in told if shared is None else len(told) >= MAX_PER_LAYER:
+            same.append(u)
+            continue
+        told.add(kind)
+        close = [c for c in u.candidates if _same_role(c, u)]
+        closest = ", ".join(f"{c.name!r} {fmt_shape(c.shape)}" for c in close)
+        tail = f" Closest: {closest}." if closest else ""
+        if shared is not None:  # the layer's line said why; no entry of that size exists
+            lines.append(f"  {u.target!r} {fmt_shape(u.shape)}.{tail}")
+            continue
+        lines.append(
+            f"{tgt} variable {u.target!r} {fmt_shape(u.shape)} has no match in {src!r}.{tail}"
+        )
+        lines.append(f"    why: {u.why}")
+    if same:
+        names = ", ".join(f"{u.target!r} {fmt_shape(u.shape)}" for u in same[:MAX_PER_LAYER])
+        more = f" and {len(same) - MAX_PER_LAYER} more" if len(same) > MAX_PER_LAYER else ""
+        lines.append(f"  also {names}{more}: the same reason.")
+    return "\n".join(lines)
+
+
+def _kind(why: str) -> str:
+    """A reason without its names, shapes and counts: variables of one layer that share it are
+    missing for the same reason (``ambiguous: 16 unused entries have shape (64,) ...``)."""
+    return re.sub(r"'[^']*'|\([^()]*\)|\{[^{}]*\}|\d+", "", why)
 
 
 _ARCHITECTURE = re.compile(
@@ -230,11 +267,11 @@ def _unused_by_scope(plan: MappingPlan) -> list[str]:
         return [f"Every non-auxiliary entry of {plan.source_label!r} is already used."]
     scopes = Counter(scope_of(strip_key(n)) for n in plan.unused)
     lines = [f"Unused entries in {plan.source_label!r} ({len(plan.unused)}), by scope:"]
-    for scope, n in sorted(scopes.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_ROWS]:
+    for scope, n in sorted(scopes.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_SCOPES]:
         label = f"{scope}/" if scope else "(top level)"
         lines.append(f"  {label} ({n} {'entry' if n == 1 else 'entries'})")
-    if len(scopes) > MAX_ROWS:
-        lines.append(f"  ... and {len(scopes) - MAX_ROWS} more scopes")
+    if len(scopes) > MAX_SCOPES:
+        lines.append(f"  ... and {len(scopes) - MAX_SCOPES} more scopes")
     return lines
 
 
@@ -251,7 +288,7 @@ def _snippet(plan: MappingPlan) -> list[str]:
         return ["Fix: add a 'map: {checkpoint_key: variable}' rule for each variable above, or "
                 "'ignore_target:' for variables that should keep their initial values."]  # fmt: skip
     lines = ["Fix (check each pair), add to the rules:", "map:"]
-    lines += [f"  {_quote(s)}: {_quote(t)}" for s, t in pairs[:MAX_ROWS]]
-    if len(pairs) > MAX_ROWS:
-        lines.append(f"  # ... and {len(pairs) - MAX_ROWS} more")
+    lines += [f"  {_quote(s)}: {_quote(t)}" for s, t in pairs[:MAX_PAIRS]]
+    if len(pairs) > MAX_PAIRS:
+        lines.append(f"  # ... and {len(pairs) - MAX_PAIRS} more")
     return lines
