@@ -23,6 +23,7 @@ MAX_SCOPES = 5  # unused scopes listed in a message
 MAX_PAIRS = 3  # 'map:' pairs suggested in a message
 MAX_POOL = 300  # at most this many entries are name-scored per target
 _TOKEN_RE = re.compile(r"[A-Za-z]+")
+_TIED = re.compile(r"ambiguous: \d+ unused entries ")
 
 
 def explain_missing(st: State) -> list[Unmatched]:
@@ -280,6 +281,8 @@ def _snippet(plan: MappingPlan) -> list[str]:
     taken: set[str] = set()
     unused = set(plan.unused)  # an entry another variable already uses is no fix
     for u in plan.missing:
+        if _TIED.match(u.why):  # the closest name among equals is a guess, not a fix
+            continue
         for c in u.candidates[:1]:
             if c.name in unused and c.name not in taken and layout_compatible(c.shape, u.shape):
                 taken.add(c.name)
