@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import tf_keras
 import ckptbridge
 from ckptbridge.engine import VarSpec
 from ckptbridge.format import open_checkpoint
+from ckptbridge.format._meta import MetaInfo
 from ckptbridge.sides._graph_facts import forget_biases
 from rnn_builders import RNNCheckpoint, RNNSpec, keras_model, write_checkpoint
 
@@ -183,3 +185,54 @@ def test_lstm_block_cell_attribute_is_folded(tmp_path: Path) -> None:
         bias.reason,
     )
     np.testing.assert_allclose(np.asarray(model(x_val)), expected, rtol=1e-5, atol=1e-5)
+
+
+# -- cell_clip: a state clipped by the TF1 cell, which no Keras LSTM does -------------------------
+
+
+def test_a_clipped_cell_state_is_read_and_refused_not_restored(tmp_path: Path) -> None:
+    """``LSTMCell(cell_clip=0.1)`` restored into ``keras.layers.LSTM`` completed with outputs off
+    by 0.6: the clip lives only in the graph."""
+    with tf.Graph().as_default(), v1.Session() as sess, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "LSTMCell is deprecated": the point here
+        x = v1.placeholder(tf.float32, (2, 5, 3))
+        v1.nn.dynamic_rnn(v1.nn.rnn_cell.LSTMCell(4, cell_clip=0.1), x, dtype=tf.float32)
+        sess.run(v1.global_variables_initializer())
+        prefix = v1.train.Saver().save(sess, str(tmp_path / "model.ckpt"))
+    facts = forget_biases(open_checkpoint(prefix).meta)
+    assert [(c.name, round(c.value, 6), c.node) for c in facts["rnn/lstm_cell/bias"]] == [
+        ("forget_bias", 1.0, "lstm_cell/add/y"),
+        ("cell_clip", 0.1, "lstm_cell/clip_by_value"),
+    ]
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4, return_sequences=True)])
+    with pytest.raises(
+        ckptbridge.NotFoundError,
+        match=r"^3 model '\w+' variable\(s\) have no match in '.*model\.ckpt' \(0 matched\)\.\n"
+        r"model '\w+' variable '[\w/]+/lstm_cell/kernel' \(3, 16\) has no match in .*\n"
+        r"    why: the checkpoint's TF1 LSTM cell 'rnn/lstm_cell' \(in 3, h 4\) clips its cell "
+        r"state to \[-0\.1, 0\.1\] \(lstm_cell/clip_by_value in its \.meta: "
+        r"LSTMCell\(cell_clip=\.\.\.\)\); keras\.layers\.LSTM has no cell clipping, so its "
+        r"outputs would differ\. Keep the TF1 cell \(tf\.compat\.v1\.nn\.rnn_cell\.LSTMCell with "
+        r"the same cell_clip\), or retrain without it\.\n"
+        r"  also .*: the same reason\.\n"
+        r"Unused entries in .*\n  rnn/lstm_cell/ \(2 entries\)$",
+    ):
+        ckptbridge.restore(model, prefix)
+
+
+def test_lstm_block_cell_cell_clip_attribute_is_read() -> None:
+    with tf.Graph().as_default():
+        with v1.variable_scope("rnn/lstm_cell"):
+            w = v1.get_variable("kernel", (7, 16))
+            b = v1.get_variable("bias", (16,))
+        zeros, state = tf.zeros((4,)), tf.zeros((2, 4))
+        tf.raw_ops.LSTMBlockCell(
+            x=tf.zeros((2, 3)), cs_prev=state, h_prev=state, w=w, wci=zeros, wcf=zeros,
+            wco=zeros, b=b, forget_bias=1.0, cell_clip=3.0, use_peephole=False,
+        )  # fmt: skip
+        meta = v1.train.export_meta_graph()
+    info = MetaInfo.decode(meta.SerializeToString())
+    assert [(c.name, c.value) for c in forget_biases(info)["rnn/lstm_cell/bias"]] == [
+        ("forget_bias", 1.0),
+        ("cell_clip", 3.0),
+    ]

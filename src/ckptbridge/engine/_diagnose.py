@@ -24,6 +24,7 @@ MAX_PAIRS = 3  # 'map:' pairs suggested in a message
 MAX_POOL = 300  # at most this many entries are name-scored per target
 _TOKEN_RE = re.compile(r"[A-Za-z]+")
 _TIED = re.compile(r"ambiguous: \d+ unused entries ")
+_UNDECIDED = re.compile(r"ambiguous: |no unused entry |'[^']*' has shape ")  # _why's, no step's
 
 
 def explain_missing(st: State) -> list[Unmatched]:
@@ -194,8 +195,8 @@ def format_not_found(plan: MappingPlan) -> str:
     if plan.auxiliary:
         summary = aux_counts(plan.auxiliary)
         lines.append(f"Auxiliary entries in {src!r} (not weights, not needed): {summary}.")
-    if not architecture:
-        lines += _snippet(plan)
+    if not architecture and any(_UNDECIDED.match(u.why) for u in plan.missing):
+        lines += _snippet(plan)  # a variable a step refused carries its own fix in its reason
     return "\n".join(lines)
 
 
@@ -281,8 +282,8 @@ def _snippet(plan: MappingPlan) -> list[str]:
     taken: set[str] = set()
     unused = set(plan.unused)  # an entry another variable already uses is no fix
     for u in plan.missing:
-        if _TIED.match(u.why):  # the closest name among equals is a guess, not a fix
-            continue
+        if _TIED.match(u.why) or not _UNDECIDED.match(u.why):  # a guess among equals, or a
+            continue  # variable a step refused (an LSTM cell with peepholes): no pair is a fix
         for c in u.candidates[:1]:
             if c.name in unused and c.name not in taken and layout_compatible(c.shape, u.shape):
                 taken.add(c.name)

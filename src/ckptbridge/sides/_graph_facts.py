@@ -1,7 +1,7 @@
 """Values a TF1 graph applied to its variables outside the checkpoint, read from its ``.meta``.
 
-Today one: the forget bias of each LSTM cell, which TF1 adds to the forget gate at run time (so
-the checkpoint never holds it). How each cell kind writes it in the ``GraphDef``:
+The forget bias of each LSTM cell, which TF1 adds to the forget gate at run time (so the
+checkpoint never holds it), and its ``cell_clip`` when it clips its state. How each cell kind writes it in the ``GraphDef``:
 
 - ``BasicLSTMCell`` / ``LSTMCell`` (``tf.nn.rnn_cell``, ``tf.contrib.rnn``): ``i, j, f, o =
   split(BiasAdd(MatMul(concat([x, h]), kernel), bias), 4)`` then ``Add(f, c)`` with ``c`` a
@@ -129,6 +129,9 @@ def _forget_gate_adds(tracer: _Tracer) -> Iterator[tuple[str, GraphConstant]]:
                 value = node.number("forget_bias")
                 if var is not None and value is not None:
                     yield var, GraphConstant("forget_bias", value, f"{node.name} (forget_bias)")
+                bound = node.number("cell_clip")  # -1 (or 0): no clipping
+                if var is not None and bound is not None and bound > 0:
+                    yield var, GraphConstant("cell_clip", bound, f"{node.name} (cell_clip)")
             continue
         if node.op not in _ADDS or len(node.inputs) != 2:
             continue
@@ -144,21 +147,39 @@ def _forget_gate_adds(tracer: _Tracer) -> Iterator[tuple[str, GraphConstant]]:
             var = tracer.bias_of(value_input, split.function)
             if const is not None and const.value is not None and var is not None:
                 yield var, GraphConstant("forget_bias", const.value, const.name)
+                clip = _cell_clip(tracer, node)
+                if clip is not None:
+                    yield var, clip
             break
+
+
+def _cell_clip(tracer: _Tracer, add: GraphNode) -> GraphConstant | None:
+    """``LSTMCell(cell_clip=C)``: ``clip_by_value(c, -C, C)`` beside the forget gate's ``add``
+    (same cell scope, same loop body), ``C`` the ``Minimum``'s constant."""
+    scope = add.name.rpartition("/")[0]
+    clip = tracer.nodes.get((add.function, f"{scope}/clip_by_value" if scope else "clip_by_value"))
+    if clip is None or clip.op not in ("Maximum", "ClipByValue"):
+        return None
+    low = tracer.nodes.get((add.function, f"{clip.name}/Minimum"))
+    const = tracer.constant(low.inputs[1], low.function) if low and len(low.inputs) > 1 else None
+    value = const.value if const is not None and const.value is not None else float("nan")
+    return GraphConstant("cell_clip", value, clip.name)
 
 
 def forget_biases(meta: Any) -> dict[str, tuple[GraphConstant, ...]]:
     """Bias variable name -> the forget bias(es) its LSTM cell adds, from a ``MetaInfo``.
 
     One value per cell in a consistent graph; a cell whose graph adds several different values
-    lists them all (the engine then refuses to guess). Empty without LSTM-like variables.
+    lists them all (the engine then refuses to guess). A cell that clips its state
+    (``LSTMCell(cell_clip=C)``) also lists ``GraphConstant("cell_clip", C, ...)``, which no
+    Keras LSTM reproduces. Empty without LSTM-like variables.
 
     >>> forget_biases(MetaInfo())
     {}
     """
     if not meta.graph_def or not any(_LSTM_NAME.search(v.name) for v in meta.variables):
         return {}
-    found: dict[str, dict[float, GraphConstant]] = {}
+    found: dict[str, dict[tuple[str, float], GraphConstant]] = {}
     for var, fact in _forget_gate_adds(_Tracer(decode_graph(meta.graph_def))):
-        found.setdefault(var, {}).setdefault(fact.value, fact)
+        found.setdefault(var, {}).setdefault((fact.name, fact.value), fact)
     return {var: tuple(values.values()) for var, values in found.items()}

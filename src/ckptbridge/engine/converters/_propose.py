@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ckptbridge._errors import RulesError
 from ckptbridge.engine._plan import Match, Unmatched
-from ckptbridge.engine._spec import VarSpec
+from ckptbridge.engine._spec import GraphConstant, VarSpec
 from ckptbridge.engine.converters._attention import propose_attention
 from ckptbridge.engine.converters._cells import Cell, detect_cells
 from ckptbridge.engine.converters._common import fmt, refuse
@@ -111,6 +111,9 @@ def _convert(
             if src.layout == "tf1"
             else gru_to_tf1(src, dst, pair.how)
         )
+    clip = [c for c in tf1.roles["bias"].constants if c.name == "cell_clip"]
+    if clip:
+        return list(refuse(dst, _clip_refusal(tf1, clip[0]), [src]))
     decided = _forget_bias(tf1, options, patterns)
     if isinstance(decided, str):
         return list(refuse(dst, decided, [src]))
@@ -139,6 +142,17 @@ def _compile(per_key: dict[str, float]) -> list[tuple[re.Pattern[str], str, floa
 
 
 _ASSUMED = "TensorFlow's default, assumed: no .meta recorded it"
+
+
+def _clip_refusal(tf1: Cell, clip: GraphConstant) -> str:
+    """``LSTMCell(cell_clip=C)`` clips the cell state, which keras.layers.LSTM never does."""
+    bound = f" to [-{fmt(clip.value)}, {fmt(clip.value)}]" if clip.value == clip.value else ""
+    return (
+        f"the checkpoint's {tf1.label} clips its cell state{bound} ({clip.node} in its .meta: "
+        "LSTMCell(cell_clip=...)); keras.layers.LSTM has no cell clipping, so its outputs would "
+        "differ. Keep the TF1 cell (tf.compat.v1.nn.rnn_cell.LSTMCell with the same cell_clip), "
+        "or retrain without it."
+    )
 
 
 def _forget_bias(
