@@ -26,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ckptbridge._errors import CorruptCheckpointError, UnsupportedCheckpointError
+from ckptbridge._errors import (
+    CkptBridgeError,
+    CorruptCheckpointError,
+    UnsupportedCheckpointError,
+)
 from ckptbridge._optional import require
 from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._types import Entry
@@ -72,6 +76,10 @@ def is_keras_file(path: Location) -> bool:
         return False
 
 
+# What h5py raises for a damaged file, depending on the structure that is damaged.
+_H5_DAMAGE = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
+
 @dataclass(frozen=True)
 class _Var:
     key: str
@@ -114,18 +122,34 @@ class KerasReader:
             ) from None
         self._vars: dict[str, _Var] = {}
         self.entries: dict[str, Entry] = {}
+        try:
+            self._index(h5py, configs)
+        except CkptBridgeError:
+            self.close()
+            raise
+        except _H5_DAMAGE as exc:  # h5py's errors for a damaged structure: several builtins
+            self.close()
+            raise CorruptCheckpointError(
+                f"{path}: the HDF5 structure of this Keras weights file is damaged ({exc}). "
+                "The file is damaged or incomplete; save it again"
+            ) from None
+
+    def _index(self, h5py: Any, configs: dict[str, dict[str, Any]]) -> None:
         found: list[tuple[float, str, str, str | None]] = []
         _walk(self._file, "", [], True, configs, found)
         for rank, (_, key, h5_path, layer) in enumerate(sorted(found)):
             if key in self._vars:  # two layers with one name: keep both, the second by its path
                 key = h5_path
             dataset = self._file[h5_path]
+            if not isinstance(dataset, h5py.Dataset):
+                raise ValueError(f"{h5_path!r} is a group, expected a dataset")
             dtype = np.dtype(dataset.dtype)
             shape = tuple(int(d) for d in dataset.shape)
             self._vars[key] = _Var(key, h5_path, layer, rank)
             self.entries[key] = Entry(
-                key, _label(dtype, path, h5_path), shape, math.prod(shape) * dtype.itemsize, False
-            )
+                key, _label(dtype, self.path, h5_path), shape,
+                math.prod(shape) * dtype.itemsize, False,
+            )  # fmt: skip
 
     def order(self, key: str) -> int:
         """The save order of ``key`` (the order Keras wrote the variables in)."""
@@ -144,7 +168,7 @@ class KerasReader:
         h5_path = self._vars[key].h5_path
         try:
             return np.asarray(self._file[h5_path][()])
-        except (OSError, ValueError, KeyError) as exc:
+        except _H5_DAMAGE as exc:
             raise CorruptCheckpointError(
                 f"{self.path}: dataset {h5_path!r} (variable {key!r}) cannot be read ({exc}). "
                 "The file is damaged or incomplete; save it again"
