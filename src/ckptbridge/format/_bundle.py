@@ -49,7 +49,7 @@ from ckptbridge.format._proto import ProtoError
 from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._strings import decode_strings
 from ckptbridge.format._table import TableError, read_table, unmask_crc
-from ckptbridge.format._types import Entry, RawLocation
+from ckptbridge.format._types import Entry, RawLocation, new_entry
 
 MAX_SHARDS = 99999  # TensorFlow names shards with five digits
 _MAX_RANK = 64  # numpy's limit
@@ -70,6 +70,15 @@ def data_path(prefix: P, shard: int, num_shards: int) -> P:
         'm.ckpt.data-00000-of-00001'
     """
     return cast(P, prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{num_shards:05d}"))
+
+
+def _decode_keys(protos: dict[bytes, EntryProto]) -> dict[str, EntryProto] | None:
+    """``protos`` keyed by their keys decoded as UTF-8 (distinct keys stay distinct), or None
+    when a key is not UTF-8 (then decoded one by one, looking for collisions)."""
+    try:
+        return {key.decode("utf-8"): proto for key, proto in protos.items()}
+    except UnicodeDecodeError:
+        return None
 
 
 class BundleReader:
@@ -140,7 +149,9 @@ class BundleReader:
         # A key is a slice exactly when a partitioned entry names it, as TensorFlow's
         # CheckpointReader decides; any other key (even one starting with NUL) is an entry.
         slice_keys = {slice_key(k, extents) for k, p in protos.items() for extents in p.slices}
-        for key, proto in protos.items():
+        if not slice_keys and (named := _decode_keys(protos)) is not None:
+            self._protos = named
+        for key, proto in protos.items() if not self._protos else ():
             if key in slice_keys:
                 continue
             name = key.decode("utf-8", "replace")
@@ -165,11 +176,11 @@ class BundleReader:
             dtype, needed = kind
             if proto.slices:
                 nbytes = self._validate_slices(name, proto, dtype)
-                entries[name] = Entry(name, dtype, proto.shape, nbytes, True)
+                entries[name] = new_entry(name, dtype, proto.shape, nbytes, True)
                 continue
             if proto.size != needed or not 0 <= proto.shard_id < shards or proto.offset < 0:
                 self._validate_stored(name, proto, dtype)  # strings, or an error to explain
-            entries[name] = Entry(name, dtype, proto.shape, proto.size, False)
+            entries[name] = new_entry(name, dtype, proto.shape, proto.size, False)
 
     def _kind(self, key: str, proto: EntryProto) -> tuple[str, int]:
         """The dtype name and the exact byte size (-1: not fixed) of ``proto``'s dtype and shape."""
@@ -262,7 +273,11 @@ class BundleReader:
 
     def _check_shards(self) -> None:
         needed: dict[int, int] = {}
-        for proto in self._stored_protos():
+        stored = self._stored_protos()
+        if self.num_shards == 1:  # every shard_id was checked to be 0
+            end = max([p.offset + p.size for p in stored], default=0)
+            needed = {0: end} if end > 0 else {}
+        for proto in stored if self.num_shards > 1 else ():
             end = proto.offset + proto.size
             if end > needed.get(proto.shard_id, 0):
                 needed[proto.shard_id] = end

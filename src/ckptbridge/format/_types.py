@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -62,6 +62,30 @@ class Entry:
     def size(self) -> int:
         """Number of elements."""
         return math.prod(self.shape)
+
+
+_ENTRY_SETTERS = tuple(Entry.__dict__[f.name].__set__ for f in fields(Entry))
+_new_object = object.__new__
+
+
+def new_entry(key: str, dtype: str, shape: tuple[int, ...], nbytes: int, sliced: bool) -> Entry:
+    """``Entry(key, dtype, shape, nbytes, sliced)``, made about twice as fast for readers that
+    list 100,000s of entries: the slots are filled directly instead of through the frozen
+    dataclass's ``object.__setattr__`` per field.
+
+    Example::
+
+        >>> new_entry("w", "float32", (2, 3), 24, False) == Entry("w", "float32", (2, 3), 24, False)
+        True
+    """
+    entry = _new_object(Entry)
+    set_key, set_dtype, set_shape, set_nbytes, set_sliced = _ENTRY_SETTERS
+    set_key(entry, key)
+    set_dtype(entry, dtype)
+    set_shape(entry, shape)
+    set_nbytes(entry, nbytes)
+    set_sliced(entry, sliced)
+    return entry
 
 
 @dataclass(frozen=True)
