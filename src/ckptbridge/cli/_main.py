@@ -11,6 +11,7 @@ exit 2; ``--debug`` shows the traceback::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -62,6 +63,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         else:
             print("\n\n".join(str(t) for t in tensors))
         return EXIT_OK
+    gc.disable()  # a one-shot listing makes no cycles: the collector would only rescan its entries
     info = inspect(args.path)
     if args.json:
         info.write_json(sys.stdout)
