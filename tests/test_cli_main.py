@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -87,3 +88,11 @@ def test_subprocess_inspect_imports_no_tensorflow(corpus: Path, tmp_path: Path) 
     assert (
         bad.stderr.startswith("ckptbridge: error: no checkpoint at") and bad.stderr.count("\n") == 1
     )
+
+
+def test_inspect_leaves_the_garbage_collector_as_it_found_it(
+    corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gc.isenabled()
+    assert main(["inspect", str(corpus / "TheButlah__makrl" / "model")]) == 0
+    assert gc.isenabled() and "kind        tf1" in capsys.readouterr().out

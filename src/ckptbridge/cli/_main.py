@@ -17,12 +17,15 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge import __version__
 from ckptbridge._errors import CkptBridgeError
 from ckptbridge._text import DEFAULT_MAX_ELEMENTS  # not from tools: convert needs no tools
 from ckptbridge.cli import _commands as _cmd
+
+if TYPE_CHECKING:
+    from ckptbridge.tools import CheckpointInfo
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -63,13 +66,21 @@ def _run_inspect(args: argparse.Namespace) -> int:
         else:
             print("\n\n".join(str(t) for t in tensors))
         return EXIT_OK
-    gc.disable()  # a one-shot listing makes no cycles: the collector would only rescan its entries
-    info = inspect(args.path)
-    if args.json:
+    paused = gc.isenabled()  # a listing makes no cycles: the collector would only rescan it
+    gc.disable()
+    try:
+        _list(inspect(args.path), args.json)  # freed before the collector resumes
+    finally:
+        if paused:
+            gc.enable()
+    return EXIT_OK
+
+
+def _list(info: CheckpointInfo, as_json: bool) -> None:
+    if as_json:
         info.write_json(sys.stdout)
     else:
         info.write_text(sys.stdout)
-    return EXIT_OK
 
 
 # name -> (add arguments, run), in the order `ckptbridge --help` lists them.
