@@ -39,6 +39,8 @@ def digest(value: Any) -> list[Any]:
     """(dtype, shape, sha1 of the values) of an array, the same for ckptbridge and TensorFlow."""
     import numpy as np
 
+    if isinstance(value, bytes):  # TensorFlow's scalar string (np.asarray would drop NULs)
+        value = np.array([value], dtype=object).reshape(())
     array = np.asarray(value)
     if array.dtype.kind in "OS":  # TensorFlow gives a scalar string as bytes (dtype S)
         body = repr([bytes(v) for v in array.reshape(-1)]).encode()
