@@ -335,7 +335,11 @@ class BundleReader:
         size = os.fstat(fd).st_size
         mapped = self._maps.get(proto.shard_id)
         if mapped is None and end <= size:
-            mapped = self._maps[proto.shard_id] = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            try:
+                mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            except OSError as exc:  # ENOMEM under an address-space limit (ulimit -v)
+                raise os_error(exc, shard, "data shard") from None
+            self._maps[proto.shard_id] = mapped
         if mapped is None or end > size or end > len(mapped):
             raise self._truncated(key, proto, size)
         return np.frombuffer(mapped, np.uint8, count=proto.size, offset=proto.offset)

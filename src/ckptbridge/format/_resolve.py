@@ -84,6 +84,8 @@ def has_table_magic(path: Location) -> bool:
 
 
 def _exists(candidate: Location) -> bool:
+    if not candidate.name:  # "/" or "" named by a state file: no prefix to add ".index" to
+        return False
     return _is_file(candidate.with_name(candidate.name + ".index")) or _is_file(candidate)
 
 
