@@ -164,7 +164,16 @@ class Campaign:
             )
             return
         tf_diffs = fh.compare(ours, tf["values"], skip=set(tf["errors"]))
-        if tf_diffs:
+        extra = [d for d in tf_diffs if d.startswith("extra ")]
+        if extra and len(extra) == len(tf_diffs):  # damage TF's table seek trips on; the
+            # records are intact (their CRCs pass) and TF's has_tensor is False for them
+            self.record(
+                "note: ckptbridge lists keys TF misses",
+                f"{extra[0]} via {_first(steps)}",
+                case,
+                {**info, "tf": tf},
+            )
+        elif tf_diffs:
             self.record(
                 "wrong value", f"vs TF: {tf_diffs[0]} via {_first(steps)}", case, {**info, "tf": tf}
             )

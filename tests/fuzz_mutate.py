@@ -52,6 +52,14 @@ def read_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` unless ``path`` is a FIFO, link or directory an earlier mutation made
+    (opening a FIFO for writing would block this process)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise Malformed(f"{path.name} is not a regular file")
+    path.write_bytes(data)
+
+
 # -- protobuf wire format (generic) ------------------------------------------------------------
 def varint(value: int, pad: int = 0) -> bytes:
     """Encode ``value`` (negative as two's complement), ``pad`` extra continuation bytes."""
@@ -481,9 +489,9 @@ class Bundle:
         items = [(bytes(k), bytes(v)) for k, v in self.items]
         if self.sort:
             items.sort(key=lambda kv: kv[0])
-        self.index_path.write_bytes(table_build(items, self.layout, rng))
+        write_file(self.index_path, table_build(items, self.layout, rng))
         for name, data in self.shards.items():
-            (self.case.folder / name).write_bytes(bytes(data))
+            write_file((self.case.folder / name), bytes(data))
 
 
 # -- the mutators ----------------------------------------------------------------------------
@@ -799,7 +807,7 @@ def m_layout(case: Case, rng: random.Random) -> str | None:
         path = case.folder / case.seed.open
         items = table_parse(read_file(path))
         layout = Layout.random(rng)
-        path.write_bytes(table_build(items, layout, rng))
+        write_file(path, table_build(items, layout, rng))
         return f"v1 layout {layout}"
     bundle = Bundle(case)
     bundle.layout = Layout.random(rng)
@@ -821,7 +829,7 @@ def m_table_raw(case: Case, rng: random.Random) -> str | None:
         return None
     if rng.random() < 0.5:  # first spread entries over many small snappy/plain blocks
         items = table_parse(read_file(path))
-        path.write_bytes(table_build(items, Layout.random(rng), rng))
+        write_file(path, table_build(items, Layout.random(rng), rng))
     data = bytearray(read_file(path))
     body = len(data) - 48
     for _ in range(rng.randint(1, 3)):
@@ -830,7 +838,7 @@ def m_table_raw(case: Case, rng: random.Random) -> str | None:
         data[pos] = rng.choice([0, 0xFF, 0x80, 0x7F, 1, rng.randrange(256), data[pos] ^ 1])
     if rng.random() < 0.85:
         fix_block_crcs(data)
-    path.write_bytes(bytes(data))
+    write_file(path, bytes(data))
     case.preserving = False
     return f"raw table bytes of {path.name}"
 
@@ -847,7 +855,7 @@ def m_v1_values(case: Case, rng: random.Random) -> str | None:
         items[i][0] = bytes(items[i][0]) + b"\x01"
         keep = False
     items.sort(key=lambda kv: kv[0])
-    path.write_bytes(table_build([(bytes(k), bytes(v)) for k, v in items], Layout.random(rng), rng))
+    write_file(path, table_build([(bytes(k), bytes(v)) for k, v in items], Layout.random(rng), rng))
     case.preserving &= keep
     return f"v1 record {i}: {what}"
 
@@ -860,12 +868,12 @@ def m_truncate(case: Case, rng: random.Random) -> str | None:
     path = rng.choice(files)
     data = read_file(path)
     if rng.random() < 0.2 and ".data-" in path.name:
-        path.write_bytes(data + rng.randbytes(rng.randint(1, 64)))  # trailing bytes: harmless
+        write_file(path, data + rng.randbytes(rng.randint(1, 64)))  # trailing bytes: harmless
         return f"{path.name}: extended"
     cut = rng.choice(
         [0, 1, 47, 48, len(data) // 2, max(len(data) - 1, 0), rng.randint(0, len(data))]
     )
-    path.write_bytes(data[:cut])
+    write_file(path, data[:cut])
     case.preserving = False
     return f"{path.name}: truncated to {cut}"
 
@@ -879,14 +887,14 @@ def m_meta(case: Case, rng: random.Random) -> str | None:
     data = read_file(path)
     op = rng.randrange(8)
     if op == 0:
-        path.write_bytes(data[: rng.randint(0, len(data))])
+        write_file(path, data[: rng.randint(0, len(data))])
         return f"{path.name}: truncated"
     if op == 1:
-        path.write_bytes(rng.choice([b"", rng.randbytes(64), b"\x0a\xff\xff\xff\xff\x0f"]))
+        write_file(path, rng.choice([b"", rng.randbytes(64), b"\x0a\xff\xff\xff\xff\x0f"]))
         return f"{path.name}: replaced"
     for _ in range(rng.randint(1, 3)):
         data, what, _ = pb_mutate(data, rng)
-    path.write_bytes(data)
+    write_file(path, data)
     return f"{path.name}: {what}"
 
 
@@ -941,7 +949,7 @@ def m_state(case: Case, rng: random.Random) -> str | None:
             + rng.choice([b"\\", b'"', b"\n", b"\x00", b"\t", b":", b"\\3777"])
             + text[pos:]
         )
-    path.write_bytes(text)
+    write_file(path, text)
     return f"state file op {op}"
 
 
@@ -970,7 +978,7 @@ def m_filekind(case: Case, rng: random.Random) -> str | None:
         with path.open("wb") as handle:
             handle.truncate(3 << 30)
     elif kind == "empty":
-        path.write_bytes(b"")
+        write_file(path, b"")
     else:
         os.symlink(".", path)
     case.preserving = False
@@ -990,8 +998,8 @@ def m_snappy_bomb(case: Case, rng: random.Random) -> str | None:
     index = _block([(b"\xff", handle)], 1)
     top = varint(len(out)) + varint(len(index))
     out += index + b"\x00" + struct.pack("<I", block_crc(index, 0))
-    path.write_bytes(
-        bytes(out) + (varint(0) + varint(0) + top).ljust(40, b"\0") + struct.pack("<Q", MAGIC)
+    write_file(
+        path, bytes(out) + (varint(0) + varint(0) + top).ljust(40, b"\0") + struct.pack("<Q", MAGIC)
     )
     case.preserving = False
     return f"snappy bomb declaring {declared}"
@@ -1010,7 +1018,7 @@ def m_keras(case: Case, rng: random.Random) -> str | None:
         data = bytearray(read_file(path))
         for _ in range(rng.randint(1, 4)):
             data[rng.randrange(len(data))] = rng.randrange(256)
-        path.write_bytes(bytes(data))
+        write_file(path, bytes(data))
         case.preserving = False
         return "keras raw bytes"
     with h5py.File(path, "r+") as handle:
