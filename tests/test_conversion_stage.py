@@ -234,3 +234,21 @@ def _check_complete_remote(url: str, steps: tuple[int, ...]) -> None:
         with open_checkpoint(f"{url}/{name}") as ckpt:
             for key in ckpt.entries:
                 ckpt.read(key)
+
+
+def test_a_conversion_publishes_without_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Atomic, not durable (format/_writer.py): no file or directory of the output is fsynced."""
+
+    def no_fsync(fd: int) -> None:
+        raise AssertionError("fsync called")
+
+    monkeypatch.setattr(os, "fsync", no_fsync)
+    monkeypatch.setattr(os, "fdatasync", no_fsync)
+    src = _write_run(tmp_path / "src")
+    out = tmp_path / "out"
+    assert convert(src, out, target=src / "model.ckpt-1").ok
+    assert convert(src, out, target=src / "model.ckpt-1", overwrite=True).ok  # the replacement path
+    _check_complete(out)
+    assert sorted(p.name for p in out.glob("*.index")) == [f"model.ckpt-{s}.index" for s in STEPS]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,20 @@ def test_add_chunks_of_the_wrong_size_and_adopted_shards_on_abort(tmp_path: Path
         raise RuntimeError("boom")
     assert list(out.iterdir()) == []
     assert loc.path.exists()
+
+
+def test_outputs_are_atomic_not_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The durability policy (module docstring of format/_writer.py): renamed into place, never
+    fsynced, as TensorFlow's saver; fsync is made to fail to show that nothing calls it."""
+    from ckptbridge.format import _writer
+
+    def no_fsync(fd: int) -> None:
+        raise AssertionError("fsync called")
+
+    monkeypatch.setattr(os, "fsync", no_fsync)
+    monkeypatch.setattr(os, "fdatasync", no_fsync)
+    with BundleWriter(tmp_path / "m") as writer:
+        writer.add("a", np.arange(3, dtype=np.float32))
+    assert _writer.DURABILITY == "atomic"
+    np.testing.assert_array_equal(tf.train.load_checkpoint(str(tmp_path / "m")).get_tensor("a"),
+                                  np.arange(3, dtype=np.float32))  # fmt: skip

@@ -201,11 +201,4 @@ def _copy_file(source: Path, dest: Path) -> None:
             done = size
         if done < size:
             raise OSError(f"copying {source} stopped at byte {done} of {size}")
-        fout.flush()
-        if FSYNC_COPIES:
-            os.fsync(fout.fileno())
-
-
-FSYNC_COPIES = (
-    False  # like cp and TensorFlow's saver: safe against a killed process, not power loss
-)
+    # Not fsynced: atomic against a killed process, not durable (ckptbridge.format._writer).

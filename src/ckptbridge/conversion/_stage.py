@@ -4,7 +4,8 @@ A conversion writes every file of one output checkpoint into ``DST/.ckptbridge-t
 then renames them into ``DST`` one by one, data shards first and the ``.index`` (or the
 ``.weights.h5``) last: a checkpoint is visible to TensorFlow only once its index is, so a
 ``kill -9`` at any moment leaves either nothing or a complete checkpoint. Staging directories of
-dead processes are removed by the next run.
+dead processes are removed by the next run. Atomic, not durable: nothing (files or directories) is
+fsynced, as TensorFlow's saver does not (the policy is spelled out in ``ckptbridge.format._writer``).
 
 Replacing an existing bundle (``overwrite``) never leaves a moment without it
 (:func:`publish_over`): the old checkpoint first gets a second name (hard links,
@@ -102,8 +103,6 @@ def _give_names(dst_dir: Location, files: list[Location], old: str, new: str) ->
             os.link(path, dest)
         except OSError:  # a filesystem without hard links: copy
             shutil.copyfile(path, dest)
-    if isinstance(dst_dir, Path):
-        _fsync_dir(dst_dir)
 
 
 def _remove_bundle(files: list[Location]) -> None:
@@ -111,8 +110,6 @@ def _remove_bundle(files: list[Location]) -> None:
     for path in sorted(files, key=lambda p: not p.name.endswith(".index")):
         _pause()
         path.unlink(missing_ok=True)
-    if files and isinstance(files[0], Path):
-        _fsync_dir(files[0].parent)
 
 
 def _rename_in_state(dst_dir: Location, old: str, new: str) -> None:
@@ -186,27 +183,12 @@ def publish(stage: Path, dst_dir: Location, names: Iterable[str], last: str) -> 
             dst_dir.store.put(stage / name, dst_dir / name)
         else:
             os.replace(stage / name, dst_dir / name)
-    if not isinstance(dst_dir, RemotePath):
-        _fsync_dir(dst_dir)
 
 
 def _pause() -> None:
     delay = os.environ.get(_DELAY_ENV)
     if delay:
         time.sleep(float(delay))
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def fingerprint_path(dst_dir: Location, name: str) -> Location:

@@ -127,7 +127,8 @@ def write_state_file(
     model_checkpoint_path: str,
     all_model_checkpoint_paths: Sequence[str],
 ) -> Location:
-    """Write ``<directory>/checkpoint`` atomically; paths inside the directory become relative.
+    """Write ``<directory>/checkpoint`` atomically (a temporary file renamed, as TensorFlow's
+    ``atomic_write_string_to_file``; not fsynced); paths inside the directory become relative.
 
     At a URL the state file is one object written in one request: readers see the old file or
     the new one, whole.
@@ -152,9 +153,7 @@ def write_state_file(
     temp = folder / f".{STATE_FILE}.tmp{secrets.token_hex(4)}"
     try:
         with temp.open("w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+            handle.write("\n".join(lines) + "\n")  # renamed, not fsynced: see format/_writer.py
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)

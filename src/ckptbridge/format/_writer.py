@@ -1,11 +1,22 @@
 """Streaming, atomic writer of the tensor-bundle format that TensorFlow reads.
 
 One tensor is in memory at a time (none for :meth:`BundleWriter.add_raw`, which copies bytes from a
-source shard in chunks). Data goes to temporary files; :meth:`BundleWriter.finish` fsyncs them,
-renames them to ``<prefix>.data-NNNNN-of-MMMMM`` and writes the ``.index`` last::
+source shard in chunks). Data goes to temporary files; :meth:`BundleWriter.finish` renames them to
+``<prefix>.data-NNNNN-of-MMMMM`` and writes the ``.index`` last (under a temporary name, renamed)::
 
     with BundleWriter("out/model.ckpt") as writer:
         writer.add("dense/kernel", kernel)
+
+Durability policy (:data:`DURABILITY`, the same for every file ckptbridge writes): outputs are
+*atomic*, not *durable*. A process killed at any moment (``kill -9``, out of memory, Ctrl-C) leaves
+either no ``.index`` under the final name (no checkpoint) or a complete checkpoint, because every
+file is written under a temporary name and renamed, the index last (a conversion stages whole
+outputs the same way). Nothing is fsynced: TensorFlow's own saver does not fsync either (its
+``BundleWriter::Finish`` closes and renames; the POSIX ``WritableFile::Close`` is an ``fclose``,
+``Sync`` only an ``fflush``), nor does ``cp``. The kernel writes the data back within about half a
+minute; a power cut or kernel crash before then can leave files with missing bytes, and reading
+them fails the size or CRC32C checks (ckptbridge's and TensorFlow's) rather than giving wrong
+values. Run ``sync`` after a conversion when it must survive a power cut.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from ckptbridge.format._table import build_table, mask_crc
 from ckptbridge.format._types import RawLocation
 
 CHUNK = 8 << 20
+DURABILITY = "atomic"  # renamed into place; never fsynced (see the module docstring)
 
 
 class _Shard:
@@ -305,7 +317,8 @@ class BundleWriter:
 
     # -- finishing -----------------------------------------------------------------------------
     def finish(self) -> Path:
-        """Write everything durably: shards renamed into place, then the index. Return the prefix."""
+        """Rename the shards into place, then write the index (under a temporary name, renamed):
+        atomic against a killed process, not fsynced (see the module docstring). Return the prefix."""
         if self._closed:
             raise ConversionError(f"BundleWriter for {self.prefix} is already finished or aborted")
         try:
@@ -314,8 +327,6 @@ class BundleWriter:
             total = len(self._shards)
             for number, shard in enumerate(self._shards):
                 if shard.file is not None:
-                    shard.file.flush()
-                    os.fsync(shard.file.fileno())
                     shard.file.close()
                 os.replace(shard.path, data_path(self.prefix, number, total))
             items = [(b"", encode_header(total))]
@@ -323,10 +334,7 @@ class BundleWriter:
             index = self.prefix.with_name(f"{self.prefix.name}.index.tempstate{self._token}")
             with index.open("wb") as handle:
                 handle.write(build_table(items))
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(index, self.prefix.with_name(self.prefix.name + ".index"))
-            _fsync_dir(self.prefix.parent)
         except OSError as exc:
             self.abort()
             raise ConversionError(f"writing checkpoint {self.prefix} failed: {exc}") from exc
@@ -347,14 +355,3 @@ class BundleWriter:
             missing_ok=True
         )
         self._shards.clear()
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
