@@ -35,11 +35,15 @@ _KERAS_HYPER = frozenset(
         "learning_rate_power", "initial_accumulator_value", "amsgrad", "nesterov",
     }
 )  # fmt: skip
-# The last component every pattern above can end in: a key whose leaf is none of these (and that
-# is not under a Keras optimizer's scope) is no auxiliary entry, decided by one C-level match.
+# The last component every pattern above ends in, one named group per pattern (the groups share no
+# string, so one C-level match of the leaf says which single pattern can match the key): a key
+# whose leaf is none of these (and that is not under a Keras optimizer's scope) is no auxiliary entry.
 _AUX_LEAF = re.compile(
-    rf"(?:ExponentialMovingAverage|beta[12]_power|global_step|learning_rate|lr|{_OPTIMIZERS})(?:_\d+)?"
+    rf"(?:(?P<ema>ExponentialMovingAverage)|(?P<power>beta[12]_power)|(?P<step>global_step)"
+    rf"|(?P<lr>learning_rate|lr)|(?P<slot>{_OPTIMIZERS}))(?:_\d+)?"
 )
+# A TF1 slot's key without its leaf (the leaf being ``_AUX_LEAF``'s ``slot``): ``_TF1_SLOT`` in two.
+_SLOT_OWNER = re.compile(r"(?P<of>.+?)(?:/t_\d+)?")
 _KERAS3_SLOT = re.compile(r".+_(?:momentum|velocity|velocity_hat|accumulator|linear|m|v)")
 
 
@@ -90,24 +94,30 @@ def _classify(
         return "optimizer_slot", _tf2_owner(raw)
     if first == "optimizer":
         return "optimizer_other", None
-    if _AUX_LEAF.fullmatch(key.rpartition("/")[2]) is None and (
-        first != "training" and first.lower() not in _KERAS_OPT_NAMES
-    ):
+    scope, sep, leaf = key.rpartition("/")
+    found = _AUX_LEAF.fullmatch(leaf)
+    pattern = found.lastgroup if found is not None else None
+    if pattern is None and first != "training" and first.lower() not in _KERAS_OPT_NAMES:
         return None
-    m = _EMA.fullmatch(key)
-    if m:
-        return "ema_shadow", m.group("of")
-    if _POWER.fullmatch(key):
-        return "optimizer_power", None
-    if scalar and _GLOBAL_STEP.fullmatch(key):
-        return "global_step", None
-    m = _TF1_SLOT.fullmatch(key)
-    if m:
-        return "optimizer_slot", m.group("of")
+    # Each pattern below can only match a key whose leaf is its own group of ``_AUX_LEAF``.
+    if pattern == "ema":
+        m = _EMA.fullmatch(key)
+        if m:
+            return "ema_shadow", m.group("of")
+    elif pattern == "power":
+        if _POWER.fullmatch(key):
+            return "optimizer_power", None
+    elif pattern == "step":
+        if scalar and _GLOBAL_STEP.fullmatch(key):
+            return "global_step", None
+    elif pattern == "slot":
+        m = _SLOT_OWNER.fullmatch(scope) if sep else None  # _TF1_SLOT, the leaf known to fit
+        if m:
+            return "optimizer_slot", m.group("of")
     keras = _keras_optimizer(key)
     if keras is not None:
         return keras
-    if scalar and _LEARNING_RATE.fullmatch(key):
+    if pattern == "lr" and scalar and _LEARNING_RATE.fullmatch(key):
         return "learning_rate", None
     return None
 

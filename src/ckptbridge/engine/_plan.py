@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from dataclasses import dataclass, field
@@ -136,6 +137,15 @@ class MappingPlan:
         >>> MappingPlan().to_dict()["complete"]
         True
         """
+        enabled = gc.isenabled()
+        gc.disable()  # ~10 small objects per entry, none cyclic: GC passes were 80% of the time
+        try:
+            return self._to_dict()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "version": 1,
             "source_label": self.source_label,
