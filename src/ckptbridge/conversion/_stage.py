@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import threading
 import time
@@ -43,7 +42,7 @@ def new_stage(dst_dir: Location) -> Path:
         import tempfile
 
         return Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-"))
-    stage = dst_dir / f"{STAGE_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+    stage = dst_dir / f"{STAGE_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
     stage.mkdir(parents=True)
     return stage
 
@@ -146,7 +145,7 @@ def publish_over(
         _remove_bundle(old)  # shards without an index are no checkpoint
         publish(stage, dst_dir, names, last)
         return
-    backup = f"{name}{OLD_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+    backup = f"{name}{OLD_MARK}{os.getpid()}-{os.urandom(4).hex()}"
     _give_names(dst_dir, old, name, backup)
     _rename_in_state(dst_dir, name, backup)
     _remove_bundle(old)

@@ -6,14 +6,23 @@ import gc
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
-
-from pydantic import TypeAdapter
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ckptbridge._errors import MappingError
 from ckptbridge.rules._model import KeyTransform, Options, Rules, Step
 
-_STEPS: TypeAdapter[tuple[Step, ...]] = TypeAdapter(tuple[Step, ...])
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+
+@cache
+def _steps() -> TypeAdapter[tuple[Step, ...]]:
+    """The steps' (de)serialiser, built when a plan is first written or read as a dict."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(tuple[Step, ...])
+
 
 AuxKind = Literal[
     "optimizer_slot",
@@ -223,7 +232,7 @@ def _match_dict(m: Match) -> dict[str, Any]:
     return {
         "target": m.target,
         "sources": list(m.sources),
-        "steps": _STEPS.dump_python(m.steps, mode="json", exclude_none=True) if m.steps else [],
+        "steps": _steps().dump_python(m.steps, mode="json", exclude_none=True) if m.steps else [],
         "reason": m.reason,
         "target_shape": list(m.target_shape),
         "source_shapes": [list(s) for s in m.source_shapes],
@@ -235,7 +244,7 @@ def _match_from(d: dict[str, Any]) -> Match:
     return Match(
         target=d["target"],
         sources=tuple(d["sources"]),
-        steps=_STEPS.validate_python(d.get("steps", [])),
+        steps=_steps().validate_python(d.get("steps", [])),
         reason=d.get("reason", ""),
         target_shape=tuple(d.get("target_shape", ())),
         source_shapes=tuple(tuple(s) for s in d.get("source_shapes", ())),

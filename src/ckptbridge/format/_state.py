@@ -12,7 +12,6 @@ from __future__ import annotations
 import codecs
 import os
 import re
-import secrets
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -150,7 +149,7 @@ def write_state_file(
         return remote
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / STATE_FILE
-    temp = folder / f".{STATE_FILE}.tmp{secrets.token_hex(4)}"
+    temp = folder / f".{STATE_FILE}.tmp{os.urandom(4).hex()}"
     try:
         with temp.open("w", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")  # renamed, not fsynced: see format/_writer.py

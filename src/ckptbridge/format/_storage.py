@@ -20,12 +20,14 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Protocol, Union
+from typing import IO, TYPE_CHECKING, Any, Protocol, Union
 
 from ckptbridge._errors import CheckpointNotFoundError, StorageError
+
+if TYPE_CHECKING:  # the pool is made for remote reads only
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 PART = 8 << 20  # bytes per ranged request when a read is split
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -468,6 +470,8 @@ def _pool() -> ThreadPoolExecutor:
     global _POOL
     with _STORES_LOCK:
         if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ckptbridge-fetch")
         return _POOL
 

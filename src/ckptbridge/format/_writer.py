@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -84,7 +83,7 @@ class BundleWriter:
             raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
         self.max_shard_bytes = max_shard_bytes
         self.prefix.parent.mkdir(parents=True, exist_ok=True)
-        self._token = secrets.token_hex(6)
+        self._token = os.urandom(6).hex()
         self._shards: list[_Shard] = []
         self._entries: dict[bytes, EntryProto] = {}
         self._closed = False

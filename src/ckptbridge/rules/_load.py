@@ -14,7 +14,6 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +82,8 @@ def load_rules(rules: RulesLike) -> Rules:
 
 def available_presets() -> list[str]:
     """Names of the shipped presets (usable as ``"preset:NAME"``)."""
+    from importlib import resources  # only presets need it: kept off the default path
+
     folder = resources.files("ckptbridge.presets")
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
@@ -125,6 +126,8 @@ def _load_preset(name: str) -> Rules:
         raise RulesError(
             f"unknown preset {name!r}.{hint} Shipped presets: {', '.join(names) or '(none)'}"
         )
+    from importlib import resources
+
     text = resources.files("ckptbridge.presets").joinpath(f"{name}.yaml").read_text("utf-8")
     return _validate(_parse_yaml(text, f"preset:{name}"), f"preset:{name}", text)
 
