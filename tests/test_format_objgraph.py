@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from ckptbridge.format import (
     OBJECT_GRAPH_KEY,
@@ -18,6 +20,7 @@ from ckptbridge.format import (
     open_checkpoint,
     variable_key,
 )
+from ckptbridge.format._proto import encode_varint, field_bytes, field_varint
 
 pytestmark = pytest.mark.tf
 
@@ -126,3 +129,136 @@ def test_malformed_graph_is_a_value_error() -> None:
         ObjectGraph.decode(
             ObjectGraph([ObjNode()]).encode() + b"\x0a\x02\x0a\x00" + b"\x0a\x04\x0a\x02\x08\x09"
         )
+
+
+# -- the fast decoder equals the exact one ----------------------------------------------------------
+def _varint(value: int, padding: int) -> bytes:
+    """A varint, made ``padding`` bytes longer than needed (non-canonical, still valid)."""
+    body = bytearray(encode_varint(value))
+    if padding and len(body) + padding <= 10:
+        body[-1] |= 0x80
+        body += b"\x80" * (padding - 1) + b"\x00"
+    return bytes(body)
+
+
+_texts = st.one_of(
+    st.sampled_from(["", "kernel", "VARIABLE_VALUE", "m", "0", "é/x"]),
+    st.text(max_size=200),  # lengths of one and two bytes
+    st.binary(max_size=20).map(lambda b: b.decode("latin-1")),
+)
+_ids = st.one_of(st.integers(0, 5), st.integers(0, 1 << 33))  # ids outside the graph: an error
+_unknown = st.one_of(  # fields TensorFlow's proto lacks, or known numbers in another wire type
+    st.tuples(st.integers(1, 40), st.just(0), st.integers(0, (1 << 64) - 1)),
+    st.tuples(
+        st.integers(1, 40),
+        st.just(2),
+        st.one_of(  # bytes, or bytes that read as a node's own fields if misparsed
+            st.binary(max_size=140),
+            st.sampled_from([b"\n\x00", b"\n\x02\x08\x01", b"\x12\x02\x1a\x00*\x00"]),
+            st.sampled_from([b"\n\x00", b"\n\x02\x08\x01", b"\x12\x02\x1a\x00*\x00"]),
+        ),
+    ),
+    st.tuples(st.integers(1, 40), st.sampled_from([1, 5])),
+    st.tuples(st.integers(1, 40), st.sampled_from([3, 4, 6, 7])),  # groups, invalid: errors
+)
+
+
+class _Noise:
+    """What a drawn graph may hold beyond TensorFlow's layout (each example draws a mix)."""
+
+    def __init__(self, draw: st.DrawFn) -> None:
+        self.draw = draw
+        self.padded, self.unknown, self.shuffled, self.damaged = (
+            draw(st.booleans()) and draw(st.booleans()) for _ in range(4)
+        )
+
+    def pad(self) -> int:
+        return self.draw(st.sampled_from([0, 0, 1, 3])) if self.padded else 0
+
+    def field(self, number: int, value: int | str | bytes) -> bytes:
+        if isinstance(value, int):
+            return _varint(number << 3, self.pad()) + _varint(value, self.pad())
+        data = value.encode() if isinstance(value, str) else value
+        return _varint(number << 3 | 2, self.pad()) + _varint(len(data), self.pad()) + data
+
+    def unknown_fields(self) -> list[bytes]:
+        count = self.draw(st.sampled_from([0, 0, 1, 2])) if self.unknown else 0
+        return [self.unknown_field() for _ in range(count)]
+
+    def unknown_field(self) -> bytes:
+        spec = self.draw(_unknown)
+        number, wire = spec[0], spec[1]
+        if wire in (0, 2):
+            return self.field(number, spec[2])
+        if wire in (1, 5):
+            return encode_varint(number << 3 | wire) + b"\x01" * (8 if wire == 1 else 4)
+        return encode_varint(number << 3 | wire)
+
+    def order(self, parts: list[bytes]) -> bytes:
+        return b"".join(self.draw(st.permutations(parts)) if self.shuffled else parts)
+
+    def message(self, fields: list[tuple[int, st.SearchStrategy[int | str]]]) -> bytes:
+        """A sub-message: each known field present or not (repeated when shuffled)."""
+        parts = []
+        for number, values in fields:
+            counts = [1, 1, 1, 0, 2] if self.shuffled else [1, 1, 1, 0]
+            for _ in range(self.draw(st.sampled_from(counts))):
+                parts.append(self.field(number, self.draw(values)))
+        return self.order(parts + self.unknown_fields())
+
+
+@st.composite
+def _graph(draw: st.DrawFn) -> bytes:
+    noise = _Noise(draw)
+    nodes = []
+    for _ in range(draw(st.integers(0, 6))):
+        parts: list[bytes] = []
+        for _ in range(draw(st.integers(0, 3))):
+            parts.append(field_bytes(1, noise.message([(1, _ids), (2, _texts)])))
+        for _ in range(draw(st.integers(0, 2))):
+            parts.append(field_bytes(2, noise.message([(1, _texts), (2, _texts), (3, _texts)])))
+        for _ in range(draw(st.integers(0, 2))):
+            parts.append(field_bytes(3, noise.message([(1, _ids), (2, _texts), (3, _ids)])))
+        if draw(st.booleans()):
+            parts.append(field_bytes(5, field_varint(1, 1)))  # has_checkpoint_values, as TF does
+        nodes.append(noise.order(parts + noise.unknown_fields()))
+    data = b"".join(noise.field(1, node) for node in nodes)
+    if noise.unknown and draw(st.booleans()):
+        data += noise.unknown_field()
+    if noise.damaged:
+        for position, mask in draw(
+            st.lists(st.tuples(st.integers(0, 400), st.integers(1, 255)), max_size=2)
+        ):
+            if position < len(data):
+                data = data[:position] + bytes([data[position] ^ mask]) + data[position + 1 :]
+        data = data[: draw(st.integers(0, len(data)))]
+    return data
+
+
+def _outcome(decode: object, data: bytes) -> object:
+    try:
+        return decode(data).nodes  # type: ignore[operator]
+    except ValueError as exc:
+        return type(exc), str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_graph())
+@example(field_bytes(1, field_bytes(17, b"\n\x00")))  # a two-byte tag is not a one-byte one
+@example(field_bytes(1, field_bytes(2, b"\n\x0eVARIABLE_VALUE")[:-1]))  # the name overruns
+@example(field_bytes(1, field_bytes(1, b"\x08\xff\xff\xff\xff\x0f")))  # node id -1
+def test_fast_decoder_equals_the_exact_decoder(data: bytes) -> None:
+    """Any bytes: the same nodes, or the same error, through the fast path and the exact path."""
+    assert _outcome(ObjectGraph.decode, data) == _outcome(ObjectGraph.decode_exact, data)
+
+
+def test_fast_decoder_equals_the_exact_decoder_on_the_corpora(corpus: Path, corpus2: Path) -> None:
+    graphs = 0
+    for index in sorted([*corpus.rglob("*.index"), *corpus2.rglob("*.index")]):
+        with open_checkpoint(str(index)[: -len(".index")]) as ckpt:
+            if ckpt.kind is not CheckpointKind.TF2:
+                continue
+            data = bytes(ckpt.read(OBJECT_GRAPH_KEY).reshape(-1)[0])
+        assert ObjectGraph.decode(data).nodes == ObjectGraph.decode_exact(data).nodes, index
+        graphs += 1
+    assert graphs >= 26

@@ -11,6 +11,7 @@ fields (registered saver, has_checkpoint_values) are kept verbatim when re-encod
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from ckptbridge.format._proto import (
     field_varint,
     iter_fields,
     known_fields,
+    read_varint,
 )
 
 VARIABLE_VALUE = "VARIABLE_VALUE"
@@ -68,6 +70,10 @@ class ObjVariable:
     slot_name: str | None = None
     optimizer_path: str | None = None
     full_name: str = ""  # the variable's own name when it was saved (SerializedTensor.full_name)
+
+
+_new_object = object.__new__
+_NO_SLOT = {"slot_of": None, "slot_name": None, "optimizer_path": None}
 
 
 @dataclass
@@ -112,6 +118,156 @@ def _decode_node(data: bytes) -> ObjNode:
     return node
 
 
+def _decode_fast(data: bytes) -> list[ObjNode] | None:
+    """The nodes of a graph laid out as TensorFlow writes it, or None for any other layout.
+
+    Top level: only ``nodes`` fields. Each node goes through :func:`_fast_node`, or through
+    :func:`_decode_node` when its layout is unusual; either gives the same :class:`ObjNode`.
+    """
+    nodes: list[ObjNode] = []
+    append = nodes.append
+    pos, end = 0, len(data)
+    try:
+        while pos < end:
+            if data[pos] != 0x0A:  # another top-level field (skipped as unknown by the decoder)
+                return None
+            size = data[pos + 1]
+            pos += 2
+            if size >= 0x80:
+                size, pos = read_varint(data, pos - 1)
+            stop = pos + size
+            if stop > end:
+                return None
+            try:
+                node = _fast_node(data, pos, stop)
+            except (IndexError, ProtoError):
+                node = None
+            append(_decode_node(data[pos:stop]) if node is None else node)
+            pos = stop
+    except (IndexError, ProtoError):
+        return None
+    return nodes
+
+
+def _fast_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
+    """Decode the node in ``buf[pos:end]`` when it uses only the fields and encodings TensorFlow
+    writes (one- or two-byte lengths, node ids below 2**28, other fields as messages with one-byte
+    tags and lengths, kept verbatim: then their bytes equal :func:`encode_field`'s), else None.
+
+    Reads past the end of ``buf`` raise ``IndexError``, encodings it does not take (a node id of
+    more than four bytes, a string of 16 kB or more) ``ProtoError``; other overruns return None.
+    """
+    children: list[tuple[int, str]] = []
+    attributes: list[tuple[str, str, str]] = []
+    slots: list[tuple[int, str, int]] = []
+    extra = b""
+    while pos < end:
+        tag = buf[pos]
+        size = buf[pos + 1]
+        pos += 2
+        if size >= 0x80:
+            low = buf[pos]
+            if low >= 0x80 or tag not in _NODE_TAGS:  # others are re-encoded by the exact decoder
+                return None
+            size = size & 0x7F | low << 7
+            pos += 1
+        stop = pos + size
+        if tag == 0x0A:  # children {node_id=1, local_name=2}
+            node_id, name = 0, ""
+            while pos < stop:
+                sub = buf[pos]
+                if sub == 0x08:
+                    node_id = buf[pos + 1]
+                    pos += 2
+                    if node_id >= 0x80:
+                        node_id, pos = _id(buf, pos, node_id)
+                elif sub == 0x12:
+                    length = buf[pos + 1]
+                    if length < 0x80:
+                        pos += 2 + length
+                        name = buf[pos - length : pos].decode("utf-8", "replace")
+                    else:
+                        pos, name = _text(buf, pos + 1)
+                else:
+                    return None
+            children.append((node_id, name))
+        elif tag == 0x12:  # attributes {name=1, full_name=2, checkpoint_key=3}
+            if buf.startswith(_VARIABLE_VALUE, pos):  # name first, as TensorFlow writes it
+                texts = [VARIABLE_VALUE, "", ""]
+                pos += len(_VARIABLE_VALUE)
+            else:
+                texts = ["", "", ""]
+            while pos < stop:
+                sub = buf[pos]
+                if sub == 0x0A or sub == 0x12 or sub == 0x1A:
+                    length = buf[pos + 1]
+                    if length < 0x80:
+                        pos += 2 + length
+                        texts[(sub >> 3) - 1] = buf[pos - length : pos].decode("utf-8", "replace")
+                    else:
+                        pos, texts[(sub >> 3) - 1] = _text(buf, pos + 1)
+                else:
+                    return None
+            attributes.append((texts[0], texts[1], texts[2]))
+        elif tag == 0x1A:  # slot_variables {original=1, slot_name=2, slot_variable=3}
+            original, slot_name, slot_node = 0, "", 0
+            while pos < stop:
+                sub = buf[pos]
+                if sub == 0x08 or sub == 0x18:
+                    value = buf[pos + 1]
+                    pos += 2
+                    if value >= 0x80:
+                        value, pos = _id(buf, pos, value)
+                    if sub == 0x08:
+                        original = value
+                    else:
+                        slot_node = value
+                elif sub == 0x12:
+                    pos, slot_name = _text(buf, pos + 1)
+                else:
+                    return None
+            slots.append((original, slot_name, slot_node))
+        elif tag & 7 == 2 and 0x08 <= tag < 0x80:  # another message (one-byte tag): verbatim
+            extra += buf[pos - 2 : stop]
+            pos = stop
+        else:
+            return None
+        if pos != stop:  # a field ran past its message
+            return None
+    if pos != end:
+        return None
+    return ObjNode(children, attributes, slots, extra)
+
+
+_NODE_TAGS = frozenset((0x0A, 0x12, 0x1A))
+_VARIABLE_VALUE = b"\n\x0e" + VARIABLE_VALUE.encode()
+
+
+def _id(buf: bytes, pos: int, first: int) -> tuple[int, int]:
+    """A varint of two to four bytes whose first byte ``first`` was read (values < 2**28)."""
+    value = first & 0x7F
+    for shift in (7, 14, 21):
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+    raise ProtoError("node id of more than four bytes")  # the exact decoder takes over
+
+
+def _text(buf: bytes, pos: int) -> tuple[int, str]:
+    """A string field whose length (one or two bytes) starts at ``pos``: (end, text)."""
+    size = buf[pos]
+    pos += 1
+    if size >= 0x80:
+        if buf[pos] >= 0x80:
+            raise ProtoError("string of 16 kB or more")  # the exact decoder takes over
+        size = size & 0x7F | buf[pos] << 7
+        pos += 1
+    stop = pos + size
+    return stop, buf[pos:stop].decode("utf-8", "replace")
+
+
 def _encode_node(node: ObjNode) -> bytes:
     out = b""
     for node_id, name in node.children:
@@ -129,7 +285,12 @@ class ObjectGraph:
     """A decoded ``TrackableObjectGraph``: ``nodes[0]`` is the root."""
 
     def __init__(self, nodes: list[ObjNode]) -> None:
-        for index, node in enumerate(nodes):
+        refs = [c for node in nodes for c, _ in node.children]
+        refs += [n for node in nodes for o, _, s in node.slot_variables for n in (o, s)]
+        if refs and min(refs) >= 0 and max(refs) < len(nodes):
+            self.nodes = nodes
+            return
+        for index, node in enumerate(nodes):  # name the first node with a reference outside
             refs = [c for c, _ in node.children]
             refs += [n for o, _, s in node.slot_variables for n in (o, s)]
             if any(not 0 <= ref < len(nodes) for ref in refs):
@@ -140,9 +301,33 @@ class ObjectGraph:
     def decode(cls, data: bytes) -> ObjectGraph:
         """Decode serialized ``TrackableObjectGraph`` bytes (raises ``ValueError`` when malformed).
 
+        The layout TensorFlow writes takes a fast path (:func:`_decode_fast`); anything else goes
+        through the exact decoder (:meth:`decode_exact`), so the result is the same.
+
         Example::
 
             graph = ObjectGraph.decode(checkpoint.read("_CHECKPOINTABLE_OBJECT_GRAPH").item())
+        """
+        paused = gc.isenabled()  # decoding creates objects, never cycles: the collector
+        gc.disable()  # would only rescan everything else (all of TensorFlow, if imported)
+        try:
+            nodes = _decode_fast(data)
+        finally:
+            if paused:
+                gc.enable()
+        if nodes is None:
+            return cls.decode_exact(data)
+        if not nodes:
+            raise ProtoError("the object graph has no nodes")
+        return cls(nodes)
+
+    @classmethod
+    def decode_exact(cls, data: bytes) -> ObjectGraph:
+        """:meth:`decode` through the general wire-format decoder only (the reference for tests).
+
+        Example::
+
+            assert ObjectGraph.decode_exact(data).nodes == ObjectGraph.decode(data).nodes
         """
         nodes = [_decode_node(as_bytes(v, "nodes")) for _, v in known_fields(data, {1: BYTES})]
         if not nodes:
@@ -155,15 +340,19 @@ class ObjectGraph:
 
     def paths(self) -> list[list[str]]:
         """Every path from the root to each node, shortest first (bounded per node; cycles safe)."""
-        found: list[list[str]] = [[] for _ in self.nodes]
+        nodes = self.nodes
+        found: list[list[str]] = [[] for _ in nodes]
         found[0].append("")
         queue: deque[tuple[int, str]] = deque([(0, "")])
+        popleft, push = queue.popleft, queue.append
         budget = MAX_PATH_CHARS
         while queue:
-            node_id, path = queue.popleft()
-            for child, name in self.nodes[node_id].children:
-                if len(found[child]) < MAX_PATHS_PER_NODE and child != 0:
-                    child_path = f"{path}/{name}" if path else name
+            node_id, path = popleft()
+            prefix = path + "/" if path else ""
+            for child, name in nodes[node_id].children:
+                reached = found[child]
+                if len(reached) < MAX_PATHS_PER_NODE and child != 0:
+                    child_path = prefix + name
                     budget -= len(child_path)
                     if budget < 0:
                         raise CorruptCheckpointError(
@@ -172,8 +361,8 @@ class ObjectGraph:
                             "levels down). The graph is damaged or was not written by TensorFlow; "
                             "read the tensors by key instead."
                         )
-                    found[child].append(child_path)
-                    queue.append((child, child_path))
+                    reached.append(child_path)
+                    push((child, child_path))
         return found
 
     def variables(self) -> list[ObjVariable]:
@@ -185,30 +374,32 @@ class ObjectGraph:
                 print(var.key, var.paths[:1], var.slot_of)
         """
         paths = self.paths()
-        keys = {
-            i: k
-            for i, n in enumerate(self.nodes)
-            for a, _, k in n.attributes
-            if a == VARIABLE_VALUE and k
-        }
+        keys: dict[int, str] = {}
         slots: dict[int, tuple[int, str, int]] = {}
-        for opt_id, node in enumerate(self.nodes):
+        for node_id, node in enumerate(self.nodes):
+            for a, _, k in node.attributes:
+                if a == VARIABLE_VALUE and k:
+                    keys[node_id] = k
             for original, slot_name, slot_node in node.slot_variables:
-                slots[slot_node] = (original, slot_name, opt_id)
+                slots[slot_node] = (original, slot_name, node_id)
         out: list[ObjVariable] = []
+        append = out.append
+        new = _new_object
         for node_id, node in enumerate(self.nodes):
             for name, full_name, key in node.attributes:
                 if name != VARIABLE_VALUE or not key:
                     continue
-                var = ObjVariable(key, tuple(paths[node_id]), node_id, full_name=full_name)
+                var = new(ObjVariable)  # ObjVariable(key, paths, node_id, full_name=...), faster
+                fields = var.__dict__
+                fields.update(_NO_SLOT)
+                fields["key"], fields["paths"] = key, tuple(paths[node_id])
+                fields["node_id"], fields["full_name"] = node_id, full_name
                 if node_id in slots:
                     original, slot_name, opt_id = slots[node_id]
                     opt_paths = paths[opt_id]
-                    var = replace(
-                        var, slot_of=keys.get(original), slot_name=slot_name,
-                        optimizer_path=opt_paths[0] if opt_paths else None,
-                    )  # fmt: skip
-                out.append(var)
+                    fields["slot_of"], fields["slot_name"] = keys.get(original), slot_name
+                    fields["optimizer_path"] = opt_paths[0] if opt_paths else None
+                append(var)
         return out
 
     def renamed(self, rename: Mapping[str, str] | Callable[[str], str]) -> ObjectGraph:
