@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 import pytest
 
-from ckptbridge import CorruptCheckpointError
+from ckptbridge import ConversionError, CorruptCheckpointError
 from ckptbridge.conversion import _stream
 from ckptbridge.conversion._actions import Action
 from ckptbridge.engine import Match
@@ -77,3 +79,68 @@ def test_truncated_source_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(CorruptCheckpointError, match=r"^.*m\.ckpt\.data-00000-of-00001: bytes "
                        r"3\.\.40003 for 'w' are truncated\. .*$"):  # fmt: skip
         _stream_all(prefix, (Add(value=1.0),), "float32", cut=1000)
+
+
+def _pipelined(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tensor through the producer thread, in small chunks over a ring of two buffers."""
+    monkeypatch.setattr(_stream, "PIPELINE_MIN", 0)
+    monkeypatch.setattr(_stream, "RING", 2)
+    monkeypatch.setattr(_stream, "CHUNK", 4100)
+    monkeypatch.setattr(_stream, "WINDOW", 3 * 4096 + 100)
+
+
+@pytest.mark.parametrize("steps", STEPS[:2])
+def test_pipelined_chunks_equal_apply_steps_and_carry_their_crc(
+    tmp_path: Path,
+    steps: tuple,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[type-arg]
+) -> None:
+    value = np.random.default_rng(4).normal(size=(333, 77)).astype(np.float32) * 100
+    prefix = _source(tmp_path, value)
+    _pipelined(monkeypatch)
+    want = apply_steps([value], list(steps))
+    with open_checkpoint(prefix) as ckpt:
+        loc = ckpt.raw_location("w")
+        assert loc is not None
+        action = Action("t", "match", want.dtype.name, want.shape, Match("t", ("w",), steps=steps))
+        chunks = _stream.transformed_chunks(action, loc)
+        with pytest.raises(ConversionError, match=r"^internal: the CRC32C of a stream was asked "):
+            chunks.crc32c()
+        got = [bytes(c) for c in chunks]  # each chunk read before the next is asked for
+    assert len(got) > 10 and b"".join(got) == want.tobytes()
+    assert chunks.crc32c() == google_crc32c.value(want.tobytes())
+    assert not [t for t in threading.enumerate() if t.name == "ckptbridge-transform"]
+
+
+def test_pipelined_damaged_source_fails_before_its_last_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = _source(tmp_path, np.ones((100, 100), np.float32))
+    shard = tmp_path / "m.ckpt.data-00000-of-00001"
+    data = bytearray(shard.read_bytes())
+    data[-5] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    _pipelined(monkeypatch)
+    with pytest.raises(CorruptCheckpointError, match=r"^.*m\.ckpt\.data-00000-of-00001: bytes "
+                       r"3\.\.40003 for 'w' are damaged \(CRC32C mismatch\)\. .*$"):  # fmt: skip
+        _stream_all(prefix, (Add(value=1.0),), "float32")
+    with pytest.raises(CorruptCheckpointError, match=r"^.* for 'w' are truncated\. .*$"):
+        _stream_all(prefix, (Add(value=1.0),), "float32", cut=1000)
+
+
+def test_a_pipelined_stream_closed_early_stops_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = _source(tmp_path, np.ones((300, 300), np.float32))
+    _pipelined(monkeypatch)
+    with open_checkpoint(prefix) as ckpt:
+        loc = ckpt.raw_location("w")
+        assert loc is not None
+        action = Action(
+            "t", "match", "float32", loc.shape, Match("t", ("w",), steps=(Add(value=1.0),))
+        )
+        chunks = iter(_stream.transformed_chunks(action, loc))
+        first = next(chunks)
+        assert np.all(first.view(np.float32) == 2.0)
+        chunks.close()  # what a writer failing mid-tensor (disk full) does to it
+    assert not [t for t in threading.enumerate() if t.name == "ckptbridge-transform"]

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -175,3 +176,34 @@ def test_outputs_are_atomic_not_fsynced(tmp_path: Path, monkeypatch: pytest.Monk
     assert _writer.DURABILITY == "atomic"
     np.testing.assert_array_equal(tf.train.load_checkpoint(str(tmp_path / "m")).get_tensor("a"),
                                   np.arange(3, dtype=np.float32))  # fmt: skip
+
+
+def test_large_tensors_are_preallocated_and_a_failed_one_leaves_no_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ckptbridge.format import _writer
+
+    monkeypatch.setattr(_writer, "PREALLOCATE_MIN", 1024)
+    big = np.arange(4096, dtype=np.float32)
+
+    def failing() -> Any:
+        yield big[:1000].view(np.uint8)
+        raise RuntimeError("disk full")
+
+    with BundleWriter(tmp_path / "m") as writer:
+        writer.add("small", np.int64(3))
+        with pytest.raises(RuntimeError, match=r"^disk full$"):
+            writer.add_chunks("w", "float32", big.shape, failing())
+        shard = next(tmp_path.glob("m.data-tmp*"))
+        assert shard.stat().st_size == 8  # the preallocated range went with the failed tensor
+        writer.add("w", big)  # preallocated, then written in one piece
+        got = writer.add_chunks(
+            "half", "float32", (2048,), [big[:2048].view(np.uint8)],
+            crc32c=lambda: google_crc32c.value(big[:2048].tobytes()),
+        )  # fmt: skip
+        assert got == 8192
+    assert (tmp_path / "m.data-00000-of-00001").stat().st_size == 8 + 16384 + 8192
+    reader = tf.train.load_checkpoint(str(tmp_path / "m"))  # TensorFlow checks every CRC32C
+    np.testing.assert_array_equal(reader.get_tensor("w"), big)
+    np.testing.assert_array_equal(reader.get_tensor("half"), big[:2048])
+    assert reader.get_tensor("small") == 3

@@ -84,7 +84,9 @@ def write_linked(
             advance(size)
         for action, loc in streamed:
             chunks = transformed_chunks(action, loc)
-            written = writer.add_chunks(action.key, action.dtype, action.shape, chunks)
+            written = writer.add_chunks(
+                action.key, action.dtype, action.shape, chunks, crc32c=chunks.crc32c
+            )
             stats.bytes_transformed += written
             advance(written)
         more = write_actions(

@@ -2,8 +2,12 @@
 
 A tensor whose steps act on each element alone (plus reshapes, which change no bytes) never needs
 to be whole in memory: its source bytes are read in chunks, checked against the source CRC32C,
-transformed and handed to ``BundleWriter.add_chunks``. Peak memory is a few
-chunks whatever the tensor's size, and the work stays in the CPU caches.
+transformed, checksummed (the output CRC32C, while the chunk is in the cache) and handed to
+``BundleWriter.add_chunks``. Peak memory is a few chunks whatever the tensor's size, and the work
+stays in the CPU caches. A tensor of ``PIPELINE_MIN`` bytes or more is read and transformed in a
+second thread while the writer writes the chunks before (numpy, the kernel's page faults and the
+writer's ``write`` run outside the GIL; ``google_crc32c`` holds it for arrays, so both CRCs are
+taken on the producer's side).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import contextlib
 import math
 import mmap
 import os
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20  # source bytes per step: the chunk and its output stay in the CPU's caches
 WINDOW = 64 << 20  # source bytes mapped at a time: read in place from the page cache, RSS bounded
+PIPELINE_MIN = 4 << 20  # tensors this big are read and transformed in a second thread
+RING = 4  # output buffers of a pipelined tensor: the producer runs up to RING - 1 chunks ahead
 
 
 def _elementwise(steps: tuple[Step, ...]) -> bool:
@@ -49,14 +57,37 @@ def streamable(src: Checkpoint, action: Action) -> RawLocation | None:
     return loc
 
 
-def transformed_chunks(action: Action, loc: RawLocation) -> Iterator[np.ndarray]:
-    """The output bytes of ``action`` (uint8 arrays), chunk by chunk from its source ``loc``;
+class Chunks:
+    """The output bytes of one tensor (uint8 arrays, each valid until the next is requested), and
+    their CRC32C once all have been taken: pass ``chunks.crc32c`` to ``BundleWriter.add_chunks``.
+
+    Example: ``writer.add_chunks(key, dtype, shape, chunks, crc32c=chunks.crc32c)``.
+    """
+
+    def __init__(self, make: Callable[[Chunks], Iterator[np.ndarray]]) -> None:
+        self.crc = 0  # the running CRC32C of the bytes produced so far
+        self.finished = False
+        self._iter = make(self)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._iter
+
+    def crc32c(self) -> int:
+        """The CRC32C (unmasked) of every byte produced; only once they all have been."""
+        if not self.finished:
+            raise ConversionError("internal: the CRC32C of a stream was asked before its end")
+        return self.crc
+
+
+def transformed_chunks(action: Action, loc: RawLocation) -> Chunks:
+    """The output bytes of ``action`` chunk by chunk from its source ``loc`` (see :class:`Chunks`);
     the source CRC32C is checked once the last chunk has been read (before it is yielded).
 
-    A local source is read in place through short memory maps and each step writes into one
-    reused buffer per dtype (``np.add(..., out=)``, ``np.copyto``): the same ufuncs and casts as
+    A local source is read in place through short memory maps and each step writes into reused
+    buffers per dtype (``np.add(..., out=)``, ``np.copyto``): the same ufuncs and casts as
     :func:`ckptbridge.transforms.apply_steps`, with no allocation and no extra copy per chunk.
-    A yielded chunk is valid until the next one is requested.
+    A tensor of ``PIPELINE_MIN`` bytes or more is produced by a second thread, ``RING`` chunks
+    ahead at most.
     """
     from ckptbridge.format._dtypes import numpy_dtype
 
@@ -65,26 +96,99 @@ def transformed_chunks(action: Action, loc: RawLocation) -> Iterator[np.ndarray]
     src_dtype, want = numpy_dtype(loc.dtype), numpy_dtype(action.dtype)
     kernel = _Kernel.build(steps, src_dtype)
     if kernel is None or not isinstance(loc.path, Path):
-        yield from _generic_chunks(action, loc, steps)
-        return
+        return Chunks(lambda out: _generic_chunks(action, loc, steps, out))
     if loc.size and kernel.out_dtype != want:
         raise _dtype_error(action, kernel.out_dtype)
     step_bytes = max(src_dtype.itemsize, CHUNK - CHUNK % src_dtype.itemsize)
     name = action.match.sources[0]
-    crc = got = 0
-    with loc.path.open("rb") as fin:
-        available = max(0, min(loc.size, os.fstat(fin.fileno()).st_size - loc.offset))
-        available -= available % src_dtype.itemsize
-        for view in _mapped_chunks(fin.fileno(), loc.offset, available, step_bytes):
-            got += view.size
-            crc = google_crc32c.extend(crc, view)
-            out = kernel(view.view(src_dtype))
-            del view  # its map closes at the end of its window
-            if got == loc.size:
-                loc.check_read(crc, got, name)
-            yield out.view(np.uint8)
-    if got < loc.size:
-        loc.check_read(crc, got, name)
+    path = loc.path
+
+    def produce(out: Chunks, ring: int, wait: Callable[[], None]) -> Iterator[np.ndarray]:
+        crc = got = 0
+        with path.open("rb") as fin:
+            available = max(0, min(loc.size, os.fstat(fin.fileno()).st_size - loc.offset))
+            available -= available % src_dtype.itemsize
+            for n, view in enumerate(
+                _mapped_chunks(fin.fileno(), loc.offset, available, step_bytes)
+            ):
+                got += view.size
+                crc = google_crc32c.extend(crc, view)
+                wait()  # the buffer of chunk n - ring is free again
+                result = kernel(view.view(src_dtype), n % ring).view(np.uint8)
+                del view  # its map closes at the end of its window
+                out.crc = google_crc32c.extend(out.crc, result)
+                if got == loc.size:
+                    loc.check_read(crc, got, name)
+                    out.finished = True
+                yield result
+        if got < loc.size:
+            loc.check_read(crc, got, name)
+        out.finished = True
+
+    if loc.size < PIPELINE_MIN:
+        return Chunks(lambda out: produce(out, 1, _no_wait))
+    return Chunks(lambda out: _pipelined(lambda wait: produce(out, RING, wait), RING))
+
+
+def _no_wait() -> None:
+    pass
+
+
+class _Stop(Exception):
+    """The consumer of a pipelined stream has gone: the producer stops."""
+
+
+def _pipelined(
+    make: Callable[[Callable[[], None]], Iterator[np.ndarray]], ring: int
+) -> Iterator[np.ndarray]:
+    """Run the generator ``make(wait)`` in a second thread, yielding what it yields in order.
+    ``wait`` (called before it writes into its next buffer, of ``ring`` used in turn) blocks until
+    that buffer's earlier chunk has been released: a chunk is released when the next is
+    requested, so each stays valid until then. An exception of the producer is raised here, in
+    its place; closing this generator early stops the producer."""
+    free = threading.Semaphore(ring)
+    ready: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def wait() -> None:
+        free.acquire()
+        if stop.is_set():
+            raise _Stop
+
+    def run() -> None:
+        try:
+            for chunk in make(wait):
+                ready.put(chunk)
+        except _Stop:
+            return
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(_Failed(exc))
+            return
+        ready.put(_DONE)
+
+    worker = threading.Thread(target=run, name="ckptbridge-transform", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+            free.release()
+    finally:
+        stop.set()
+        free.release()  # wakes a producer waiting for a buffer: it sees the stop
+        worker.join()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
 
 
 def _mapped_chunks(fd: int, start: int, length: int, step: int) -> Iterator[np.ndarray]:
@@ -113,7 +217,7 @@ class _Kernel:
     def __init__(self, ops: list[tuple[str, np.dtype[Any], Any]], out_dtype: np.dtype[Any]):
         self.ops = ops
         self.out_dtype = out_dtype
-        self.buffers: dict[np.dtype[Any], np.ndarray] = {}
+        self.buffers: dict[tuple[int, np.dtype[Any]], np.ndarray] = {}
 
     @classmethod
     def build(cls, steps: Sequence[Step], src_dtype: np.dtype[Any]) -> _Kernel | None:
@@ -137,12 +241,13 @@ class _Kernel:
             return None
         return cls(ops, dtype)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, slot: int = 0) -> np.ndarray:
+        """The steps applied to ``x``, in the buffers of ``slot`` (valid until its next use)."""
         n = x.size
         for op, dtype, value in self.ops:
-            buf = self.buffers.get(dtype)
+            buf = self.buffers.get((slot, dtype))
             if buf is None or buf.size < n:
-                buf = self.buffers[dtype] = np.empty(n, dtype)
+                buf = self.buffers[slot, dtype] = np.empty(n, dtype)
             dst = buf[:n]
             if op == "add":  # what apply_steps's ``out[...] += value`` computes, into dst
                 np.add(x, value, out=dst)
@@ -160,7 +265,7 @@ def _dtype_error(action: Action, got: np.dtype[Any]) -> ConversionError:
 
 
 def _generic_chunks(
-    action: Action, loc: RawLocation, steps: Sequence[Step]
+    action: Action, loc: RawLocation, steps: Sequence[Step], out: Chunks
 ) -> Iterator[np.ndarray]:
     """Chunks through :func:`apply_steps` (remote sources, dtypes that are not plain numbers)."""
     from ckptbridge.format._dtypes import numpy_dtype
@@ -175,11 +280,15 @@ def _generic_chunks(
         for begin in range(0, len(piece), step_bytes):  # remote parts are larger: cut them
             raw = piece[begin : begin + step_bytes]
             got += len(raw)
-            out = np.asarray(apply_steps([np.frombuffer(raw, dtype=src_dtype)], steps))
-            if out.dtype != want:
-                raise _dtype_error(action, out.dtype)
+            result = np.asarray(apply_steps([np.frombuffer(raw, dtype=src_dtype)], steps))
+            if result.dtype != want:
+                raise _dtype_error(action, result.dtype)
+            chunk = np.ascontiguousarray(result).reshape(-1).view(np.uint8)
+            out.crc = google_crc32c.extend(out.crc, chunk)
             if got == loc.size:
                 loc.check_read(crc, got, action.match.sources[0])
-            yield np.ascontiguousarray(out).reshape(-1).view(np.uint8)
+                out.finished = True
+            yield chunk
     if got < loc.size:
         loc.check_read(crc, got, action.match.sources[0])
+    out.finished = True
