@@ -45,3 +45,26 @@ def test_saved_names_pair_a_module_with_a_tf1_graph(tmp_path: Path) -> None:
     reader = tf.train.load_checkpoint(str(tmp_path / "out"))
     for name, value in values.items():
         np.testing.assert_array_equal(reader.get_tensor(name), value)
+
+
+def test_entry_spec_equals_the_varspec_its_constructor_makes() -> None:
+    import dataclasses
+
+    from ckptbridge.engine._spec import VarSpec
+    from ckptbridge.format import Entry
+    from ckptbridge.sides._checkpoint import _entry_spec
+
+    shapes: dict[object, tuple[int, ...]] = {}
+    meta = {"trainable": False, "partition": ("4 4 0,2:0,4",)}
+    for shape in [(4, 4), (np.int64(4), np.int64(4)), [4, 4], (4, 4)]:
+        entry = Entry("w", "float32", shape, 64, False)  # type: ignore[arg-type]
+        spec = _entry_spec("w", entry, order=3, aliases=("a",), meta=meta, shapes=shapes)
+        expected = VarSpec(
+            "w", (4, 4), "float32", 3, ("a",), trainable=False, partition=("4 4 0,2:0,4",)
+        )
+        assert spec == expected and hash(spec) == hash(expected) and repr(spec) == repr(expected)
+        assert type(spec.shape[0]) is int
+        assert dataclasses.replace(spec, name="v") == dataclasses.replace(expected, name="v")
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            spec.name = "v"  # type: ignore[misc]
+    assert _entry_spec("w", entry, order=None) == VarSpec("w", (4, 4))

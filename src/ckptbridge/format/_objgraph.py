@@ -11,12 +11,12 @@ fields (registered saver, has_checkpoint_values) are kept verbatim when re-encod
 
 from __future__ import annotations
 
-import gc
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ckptbridge._errors import CorruptCheckpointError
+from ckptbridge.format._gc import collector_paused
 from ckptbridge.format._proto import (
     BYTES,
     VARINT,
@@ -308,13 +308,8 @@ class ObjectGraph:
 
             graph = ObjectGraph.decode(checkpoint.read("_CHECKPOINTABLE_OBJECT_GRAPH").item())
         """
-        paused = gc.isenabled()  # decoding creates objects, never cycles: the collector
-        gc.disable()  # would only rescan everything else (all of TensorFlow, if imported)
-        try:
+        with collector_paused():
             nodes = _decode_fast(data)
-        finally:
-            if paused:
-                gc.enable()
         if nodes is None:
             return cls.decode_exact(data)
         if not nodes:
@@ -340,6 +335,10 @@ class ObjectGraph:
 
     def paths(self) -> list[list[str]]:
         """Every path from the root to each node, shortest first (bounded per node; cycles safe)."""
+        with collector_paused():
+            return self._paths()
+
+    def _paths(self) -> list[list[str]]:
         nodes = self.nodes
         found: list[list[str]] = [[] for _ in nodes]
         found[0].append("")
@@ -373,6 +372,10 @@ class ObjectGraph:
             for var in graph.variables():
                 print(var.key, var.paths[:1], var.slot_of)
         """
+        with collector_paused():
+            return self._variables()
+
+    def _variables(self) -> list[ObjVariable]:
         paths = self.paths()
         keys: dict[int, str] = {}
         slots: dict[int, tuple[int, str, int]] = {}
