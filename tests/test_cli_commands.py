@@ -314,3 +314,34 @@ def test_model_factory_target_to_keras_without_log_noise(tmp_path: Path) -> None
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     model.load_weights(str(out / "model.ckpt-3.weights.h5"))
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)
+
+
+def test_start_up_imports_only_what_the_command_uses(
+    tf1_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Start-up is most of a small command's time: numpy only once tensors are decoded (a listing,
+    a plan and a whole-shard copy need none in the main thread), pydantic only for the rules the
+    mapping engine uses, tqdm and yaml only for a progress bar or a YAML rules file."""
+    src, tpl = tf1_pair
+    report = (
+        "print(sorted(m for m in ('numpy', 'pydantic', 'tqdm', 'yaml') if m in sys.modules), "
+        "file=sys.stderr)"
+    )
+    cases = {
+        ("inspect", str(src)): "[]",
+        ("plan", str(src), "--target", str(tpl)): "['pydantic']",
+    }
+    for argv, loaded in cases.items():
+        done = cli_process([*argv], report)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip().splitlines()[-1] == loaded, argv
+    out = tmp_path / "o"
+    done = cli_process(["convert", str(src), "--target", str(tpl), "--out", str(out)], report)
+    assert done.returncode == 0, done.stderr
+    assert "tqdm" not in done.stderr and "yaml" not in done.stderr
+    bare = subprocess.run(
+        [sys.executable, "-c", "import sys, ckptbridge.conversion, ckptbridge.cli._main, "
+         "ckptbridge.tools\n" + report],
+        capture_output=True, text=True, cwd=REPO, timeout=180,
+    )  # fmt: skip
+    assert bare.stderr.strip() == "['pydantic']"

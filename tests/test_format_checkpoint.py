@@ -125,3 +125,29 @@ def test_read_copy_is_owned_and_writable(tf1: Path) -> None:
     assert owned.flags.writeable and not np.shares_memory(owned, view)
     owned[0] = 9
     np.testing.assert_array_equal(view, [0, 1, 2, 3])
+
+
+def test_read_strings_is_read_as_a_list(tmp_path: Path) -> None:
+    words = np.array([[b"a", b""], [b"bc", b"\x00d"]], dtype=object)
+    with BundleWriter(tmp_path / "m") as writer:
+        writer.add("n", np.int64(3))
+        writer.add("words", words)  # last in the shard
+    with open_checkpoint(tmp_path / "m") as ckpt:
+        assert ckpt.read_strings("words") == words.reshape(-1).tolist()
+        assert ckpt.read("words").tolist() == words.tolist()
+        with pytest.raises(
+            ckptbridge.UnsupportedCheckpointError,
+            match=r"^.*'n' holds int64, not strings; read it with read\(\)$",
+        ):
+            ckpt.read_strings("n")
+    data = tmp_path / "m.data-00000-of-00001"
+    raw = bytearray(data.read_bytes())
+    raw[-1] ^= 0xFF  # the last string byte
+    data.write_bytes(bytes(raw))
+    with (
+        open_checkpoint(tmp_path / "m") as ckpt,
+        pytest.raises(
+            ckptbridge.CorruptCheckpointError, match=r"^.*'words'.*fails its CRC32C check"
+        ),
+    ):
+        ckpt.read_strings("words")

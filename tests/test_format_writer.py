@@ -207,3 +207,15 @@ def test_large_tensors_are_preallocated_and_a_failed_one_leaves_no_bytes(
     np.testing.assert_array_equal(reader.get_tensor("w"), big)
     np.testing.assert_array_equal(reader.get_tensor("half"), big[:2048])
     assert reader.get_tensor("small") == 3
+
+
+def test_add_string_writes_what_add_writes(tmp_path: Path) -> None:
+    value = b"\x0a\x05graph\x00"
+    with BundleWriter(tmp_path / "a") as w:
+        w.add("s", np.array(value, dtype=object))
+    with BundleWriter(tmp_path / "b") as w:
+        w.add_string("s", value)
+    for suffix in (".index", ".data-00000-of-00001"):
+        assert (tmp_path / f"a{suffix}").read_bytes() == (tmp_path / f"b{suffix}").read_bytes()
+    with open_checkpoint(tmp_path / "b") as ckpt:
+        assert ckpt.entries["s"].shape == () and ckpt.read_strings("s") == [value]

@@ -14,10 +14,9 @@ applied to each array in the list. Exactly one array must remain at the end.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import MappingError, RulesError
 from ckptbridge.rules._model import (
@@ -31,6 +30,9 @@ from ckptbridge.rules._model import (
     Step,
     Transpose,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["apply_steps", "infer_shape", "is_byte_preserving", "resolve_dtype"]
 
@@ -52,6 +54,8 @@ def resolve_dtype(name: str) -> np.dtype[Any]:
     >>> resolve_dtype("bfloat16").name
     'bfloat16'
     """
+    import numpy as np
+
     try:
         return np.dtype(name)
     except TypeError:
@@ -101,6 +105,8 @@ def apply_steps(
     >>> apply_steps([np.zeros(4, np.float32)], [Add(value=1.0, start=2)]).tolist()
     [0.0, 0.0, 1.0, 1.0]
     """
+    import numpy as np
+
     infer_shape([a.shape for a in arrays], steps)  # validates every step before touching data
     current = [np.asarray(a) for a in arrays]
     for step in steps:
@@ -162,10 +168,10 @@ def _step_shape(shape: Shape, step: Step, where: str) -> Shape:
 
 
 def _reshape_shape(shape: Shape, new: Shape, where: str) -> Shape:
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     if list(new).count(-1) > 1:
         raise RulesError(f"transform {where}: at most one -1 in reshape {new}")
-    known = int(np.prod([d for d in new if d != -1], dtype=np.int64))
+    known = math.prod(d for d in new if d != -1)
     if -1 in new:
         if known == 0 or size % known:
             raise MappingError(
@@ -219,6 +225,8 @@ def _concat_shape(shapes: list[Shape], axis: int, where: str) -> Shape:
 
 
 def _apply_one(a: np.ndarray[Any, Any], step: Step) -> np.ndarray[Any, Any]:
+    import numpy as np
+
     if isinstance(step, Transpose):
         return np.transpose(a, step.perm)
     if isinstance(step, Reshape):

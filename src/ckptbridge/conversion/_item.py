@@ -13,13 +13,14 @@ from ckptbridge.conversion._actions import ActionList, plan_actions, step_from_n
 from ckptbridge.conversion._report import ItemReport
 from ckptbridge.conversion._target import Target
 from ckptbridge.conversion._write import verify_output
-from ckptbridge.format._storage import Location
+from ckptbridge.format._storage import Location, iter_range
 from ckptbridge.format._types import OBJECT_GRAPH_KEY
 from ckptbridge.rules import Rules
 
 if TYPE_CHECKING:
     from ckptbridge.engine._plan import MappingPlan
     from ckptbridge.format import Checkpoint
+    from ckptbridge.format._types import RawLocation
 
 FORMAT_VERSION = 1
 
@@ -163,21 +164,45 @@ def _nbytes(action: Any) -> int:
     """The bytes ``action`` writes (strings count as none: their size is not known up front)."""
     import math
 
-    from ckptbridge.format._dtypes import numpy_dtype
+    from ckptbridge.format._dtypes import itemsize
 
     if action.dtype == "string":
         return 0
-    return int(math.prod(action.shape)) * numpy_dtype(action.dtype).itemsize
+    return int(math.prod(action.shape)) * itemsize(action.dtype)
 
 
 def _source_step(src: Checkpoint, plan: MappingPlan, source: Location) -> int | None:
     """The training step of the source: its global_step entry, else the number in its name."""
     for aux in plan.auxiliary:
         if aux.kind == "global_step" and aux.name in src.entries:
+            loc = src.raw_location(aux.name)
+            if loc is not None and loc.dtype in _INT_FORMATS:  # read without numpy
+                found = _raw_int(loc, aux.name)
+                if found is not None:
+                    return found
+                continue
             value = src.read(aux.name)
             if value.size == 1 and value.dtype.kind in "iu":
                 return int(value.reshape(-1)[0])
     return step_from_name(source.name)
+
+
+_INT_FORMATS = {"int8": "<b", "uint8": "<B", "int16": "<h", "uint16": "<H", "int32": "<i",
+                "uint32": "<I", "int64": "<q", "uint64": "<Q"}  # fmt: skip
+
+
+def _raw_int(loc: RawLocation, name: str) -> int | None:
+    """The one integer stored at ``loc`` (CRC checked), or None when it holds several or none."""
+    import struct
+
+    import google_crc32c
+
+    fmt = _INT_FORMATS[loc.dtype]
+    if loc.size != struct.calcsize(fmt):
+        return None
+    data = b"".join(iter_range(loc.path, loc.offset, loc.size, loc.size))
+    loc.check_read(google_crc32c.value(data), len(data), name)
+    return int(struct.unpack(fmt, data)[0])
 
 
 def _write_bundle(
@@ -224,9 +249,7 @@ def _object_graph(template: Checkpoint | None, actions: ActionList) -> bytes:
 
     if template is None or OBJECT_GRAPH_KEY not in template.entries:
         raise ConversionError("the TF2 template has no _CHECKPOINTABLE_OBJECT_GRAPH entry")
-    raw = template.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
-    data = raw if isinstance(raw, bytes) else bytes(raw)
-    return prune_object_graph(data, set(actions.dropped))
+    return prune_object_graph(template.read_strings(OBJECT_GRAPH_KEY)[0], set(actions.dropped))
 
 
 def _write_keras(

@@ -16,8 +16,6 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ckptbridge._progress import advance
 from ckptbridge.conversion._actions import Action
 from ckptbridge.conversion._stream import streamable, transformed_chunks
@@ -93,7 +91,7 @@ def write_linked(
             writer, src, tuple(decoded), template=template, step=step, partitions=partitions
         )
         if graph is not None:
-            writer.add(OBJECT_GRAPH_KEY, np.array(graph, dtype=object))
+            writer.add_string(OBJECT_GRAPH_KEY, graph)
     stats.bytes_copied += more.bytes_copied
     stats.bytes_transformed += more.bytes_transformed
     return stats

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import google_crc32c
-import numpy as np
 
 from ckptbridge._errors import ConversionError
 from ckptbridge.conversion._actions import Action
@@ -31,6 +30,8 @@ from ckptbridge.format._storage import iter_range
 from ckptbridge.rules._model import Add, Cast, Reshape, Step
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ckptbridge.format import Checkpoint, RawLocation
 
 CHUNK = 1 << 20  # source bytes per step: the chunk and its output stay in the CPU's caches
@@ -104,6 +105,8 @@ def transformed_chunks(action: Action, loc: RawLocation) -> Chunks:
     path = loc.path
 
     def produce(out: Chunks, ring: int, wait: Callable[[], None]) -> Iterator[np.ndarray]:
+        import numpy as np
+
         crc = got = 0
         with path.open("rb") as fin:
             available = max(0, min(loc.size, os.fstat(fin.fileno()).st_size - loc.offset))
@@ -195,6 +198,8 @@ def _mapped_chunks(fd: int, start: int, length: int, step: int) -> Iterator[np.n
     """``length`` bytes of ``fd`` from ``start`` as uint8 arrays of ``step`` bytes (the last
     shorter), views of read-only memory maps of about WINDOW bytes each. Each piece must be
     dropped before the next is requested (its map closes at the end of its window)."""
+    import numpy as np
+
     pos, end = start, start + length
     while pos < end:
         base = pos - pos % mmap.ALLOCATIONGRANULARITY
@@ -223,6 +228,8 @@ class _Kernel:
     def build(cls, steps: Sequence[Step], src_dtype: np.dtype[Any]) -> _Kernel | None:
         """The kernel for ``steps`` (Add over everything, Cast), or None when a dtype on the way
         is not a fixed-size number (left to :func:`apply_steps`)."""
+        import numpy as np
+
         from ckptbridge.transforms import resolve_dtype
 
         ops: list[tuple[str, np.dtype[Any], Any]] = []
@@ -243,6 +250,8 @@ class _Kernel:
 
     def __call__(self, x: np.ndarray, slot: int = 0) -> np.ndarray:
         """The steps applied to ``x``, in the buffers of ``slot`` (valid until its next use)."""
+        import numpy as np
+
         n = x.size
         for op, dtype, value in self.ops:
             buf = self.buffers.get((slot, dtype))
@@ -268,6 +277,8 @@ def _generic_chunks(
     action: Action, loc: RawLocation, steps: Sequence[Step], out: Chunks
 ) -> Iterator[np.ndarray]:
     """Chunks through :func:`apply_steps` (remote sources, dtypes that are not plain numbers)."""
+    import numpy as np
+
     from ckptbridge.format._dtypes import numpy_dtype
     from ckptbridge.transforms import apply_steps
 

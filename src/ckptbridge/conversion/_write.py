@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ckptbridge._errors import ConversionError
 from ckptbridge._progress import advance
 from ckptbridge.conversion._actions import Action
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ckptbridge.format import Checkpoint, RawLocation
 
 
@@ -56,6 +56,8 @@ def expected_value(
     src: Checkpoint, action: Action, template: Checkpoint | None, step: int | None
 ) -> np.ndarray:
     """The value ``action`` writes, computed from the source (or template / step number)."""
+    import numpy as np
+
     from ckptbridge.format._dtypes import numpy_dtype
 
     want = numpy_dtype(action.dtype)
@@ -101,6 +103,8 @@ def write_actions(
     partitions: dict[str, Partition],
 ) -> WriteStats:
     """Add every action's entry to ``writer`` (a BundleWriter), raw bytes where possible."""
+    import numpy as np
+
     stats = WriteStats()
     for action in actions:
         part = partitions.get(action.key)
@@ -156,6 +160,8 @@ def verify_output(
 
 
 def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
+    import numpy as np
+
     if a.dtype.kind == "O" or b.dtype.kind == "O":
         return bool(np.array_equal(a, b))
     fa = np.ascontiguousarray(a).reshape(-1).view(np.uint8)

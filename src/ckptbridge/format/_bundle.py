@@ -19,10 +19,9 @@ import math
 import mmap
 import os
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import google_crc32c
-import numpy as np
 
 from ckptbridge._errors import (
     CheckpointNotFoundError,
@@ -36,7 +35,7 @@ from ckptbridge.format._bundle_proto import (
     decode_header,
     slice_key,
 )
-from ckptbridge.format._dtypes import dtype_label, has_numpy_form, numpy_dtype
+from ckptbridge.format._dtypes import dtype_label, has_numpy_form, itemsize, numpy_dtype
 from ckptbridge.format._files import (
     INDEX_LIMIT,
     corrupt_guard,
@@ -47,9 +46,12 @@ from ckptbridge.format._files import (
 )
 from ckptbridge.format._proto import ProtoError
 from ckptbridge.format._storage import Location, RemotePath
-from ckptbridge.format._strings import decode_strings
+from ckptbridge.format._strings import decode_string_list
 from ckptbridge.format._table import TableError, read_table, unmask_crc
 from ckptbridge.format._types import Entry, RawLocation, new_entry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_SHARDS = 99999  # TensorFlow names shards with five digits
 _MAX_RANK = 64  # numpy's limit
@@ -195,7 +197,7 @@ class BundleReader:
             )
         if not has_numpy_form(dtype) or dtype == "string":
             return dtype, -1
-        return dtype, math.prod(proto.shape) * numpy_dtype(dtype).itemsize
+        return dtype, math.prod(proto.shape) * itemsize(dtype)
 
     def _validate_stored(self, key: str, proto: EntryProto, dtype: str) -> None:
         where = f"{self.index_path}: entry {key!r}"
@@ -211,7 +213,7 @@ class BundleReader:
             ok = count + 4 <= proto.size
             expected = f"at least {count + 4}"
         else:
-            needed = count * numpy_dtype(dtype).itemsize
+            needed = count * itemsize(dtype)
             ok, expected = proto.size == needed, str(needed)
         if not ok:
             raise CorruptCheckpointError(
@@ -325,6 +327,8 @@ class BundleReader:
         """The stored bytes as a view of the mapped shard, after checking the file still holds
         them (the check makes truncation before the read a clean error; see ``copy=True``).
         A remote shard has nothing to map: the bytes are fetched by range, read-only."""
+        import numpy as np
+
         shard = data_path(self.prefix, proto.shard_id, self.num_shards)
         if isinstance(shard, RemotePath):
             fetched = self._fetch(key, proto, shard)
@@ -347,6 +351,8 @@ class BundleReader:
     def _copy(self, key: str, proto: EntryProto) -> np.ndarray[Any, np.dtype[np.uint8]]:
         """The stored bytes read with ``pread`` into a new array (a short read is an error);
         a remote shard's by ranged requests."""
+        import numpy as np
+
         shard = data_path(self.prefix, proto.shard_id, self.num_shards)
         if isinstance(shard, RemotePath):
             return self._fetch(key, proto, shard)
@@ -367,10 +373,63 @@ class BundleReader:
             view.release()
         return out
 
+    def _stored_bytes(self, key: str, proto: EntryProto) -> bytes:
+        """The stored bytes as ``bytes`` (``pread``, or ranged requests): :meth:`_copy` without
+        numpy, for string entries."""
+        shard = data_path(self.prefix, proto.shard_id, self.num_shards)
+        if isinstance(shard, RemotePath):
+            data = b"".join(shard.store.read_parts(shard, proto.offset, proto.size))
+            if len(data) != proto.size:
+                raise self._truncated(key, proto, proto.offset + len(data))
+            return data
+        fd = self._fd(proto.shard_id)
+        parts: list[bytes] = []
+        done = 0
+        try:
+            while done < proto.size:
+                part = os.pread(fd, proto.size - done, proto.offset + done)
+                if not part:
+                    raise self._truncated(key, proto, os.fstat(fd).st_size)
+                parts.append(part)
+                done += len(part)
+        except OSError as exc:
+            raise os_error(exc, str(shard), "data shard") from None
+        return b"".join(parts)
+
+    def read_strings(self, key: str) -> list[bytes]:
+        """The elements of the string entry ``key``, flat, as bytes (checked; no numpy).
+
+        Example: ``reader.read_strings("_CHECKPOINTABLE_OBJECT_GRAPH")[0]``.
+        """
+        proto = self._protos[key]
+        if self.entries[key].dtype != "string":
+            raise UnsupportedCheckpointError(
+                f"{self.prefix}: entry {key!r} holds {self.entries[key].dtype}, not strings; "
+                "read it with read()"
+            )
+        if proto.slices:  # partitioned: assembled as an array
+            return [bytes(v) for v in self.read(key).reshape(-1)]
+        if key in self._broken:
+            raise CorruptCheckpointError(self._broken[key])
+        with corrupt_guard(f"{self.prefix}: entry {key!r}"):
+            return self._stored_strings(key, proto)
+
+    def _stored_strings(self, key: str, proto: EntryProto) -> list[bytes]:
+        try:
+            values, crc = decode_string_list(self._stored_bytes(key, proto), math.prod(proto.shape))
+        except ValueError as exc:
+            raise CorruptCheckpointError(
+                f"{self.prefix}: string entry {key!r}: {exc}. " + _FIX
+            ) from None
+        self._check_crc(key, proto, crc)
+        return values
+
     def _fetch(
         self, key: str, proto: EntryProto, path: RemotePath
     ) -> np.ndarray[Any, np.dtype[np.uint8]]:
         """A remote entry's bytes, fetched by range (parallel parts) into a new array."""
+        import numpy as np
+
         out = np.empty(proto.size, np.uint8)
         done = 0
         for part in path.store.read_parts(path, proto.offset, proto.size):
@@ -401,15 +460,11 @@ class BundleReader:
     def _read_stored(
         self, key: str, proto: EntryProto, dtype: str, copy: bool
     ) -> np.ndarray[Any, Any]:
+        import numpy as np
+
         if dtype == "string":  # decoded into new bytes objects: always read as a copy
-            raw = self._copy(key, proto)
-            try:
-                values, crc = decode_strings(raw, math.prod(proto.shape))
-            except ValueError as exc:
-                raise CorruptCheckpointError(
-                    f"{self.prefix}: string entry {key!r}: {exc}. " + _FIX
-                ) from None
-            self._check_crc(key, proto, crc)
+            values = np.empty(math.prod(proto.shape), dtype=object)
+            values[:] = self._stored_strings(key, proto)
             return values.reshape(proto.shape)
         if proto.size == 0:
             return np.zeros(proto.shape, numpy_dtype(dtype))
@@ -422,6 +477,8 @@ class BundleReader:
 
     def read(self, key: str, *, copy: bool = False) -> np.ndarray[Any, Any]:
         """Return the tensor stored under ``key`` (see :meth:`Checkpoint.read`)."""
+        import numpy as np
+
         proto = self._protos[key]
         dtype = self.entries[key].dtype
         self._check_numpy_form(key, dtype)

@@ -13,15 +13,14 @@ import os
 import re
 from functools import cached_property
 from types import TracebackType
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ckptbridge._errors import (
     CheckpointNotFoundError,
     CkptBridgeError,
     CorruptCheckpointError,
     EntryNotFoundError,
+    UnsupportedCheckpointError,
 )
 from ckptbridge.format._bundle import BundleReader
 from ckptbridge.format._files import META_LIMIT, corrupt_guard, read_regular
@@ -39,6 +38,9 @@ from ckptbridge.format._types import (
     Entry,
     RawLocation,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class _Reader(Protocol):
@@ -153,7 +155,28 @@ class Checkpoint:
         if isinstance(self._reader, BundleReader):
             return self._reader.read(stored, copy=copy)
         array = self._reader.read(stored)  # V1 and Keras readers: copy unless already owned
-        return np.array(array) if copy and not array.flags.writeable else array
+        if copy and not array.flags.writeable:
+            import numpy as np
+
+            return np.array(array)
+        return array
+
+    def read_strings(self, key: str) -> list[bytes]:
+        """The elements of the string entry ``key``, flat, as ``bytes``: what
+        ``read(key).reshape(-1).tolist()`` gives, without making a numpy array (CRC checked).
+
+        Example::
+
+            graph = ckpt.read_strings("_CHECKPOINTABLE_OBJECT_GRAPH")[0]
+        """
+        entry = self._entry(key)
+        if isinstance(self._reader, BundleReader):
+            return self._reader.read_strings(self.stored_key(key))
+        if entry.dtype != "string":
+            raise UnsupportedCheckpointError(
+                f"{self.prefix}: entry {key!r} holds {entry.dtype}, not strings; read it with read()"
+            )
+        return [bytes(v) for v in self.read(key).reshape(-1)]
 
     def raw_location(self, key: str) -> RawLocation | None:
         """Where the raw bytes of ``key`` are; None for sliced, string and V1 entries.
@@ -191,10 +214,10 @@ class Checkpoint:
                 f"{list(entry.shape)}, expected a string scalar (a serialized TrackableObjectGraph). "
                 "The checkpoint is damaged; read the tensors by key instead."
             )
-        value = self.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
+        value = self.read_strings(OBJECT_GRAPH_KEY)[0]
         with corrupt_guard(f"{self.prefix}: {OBJECT_GRAPH_KEY}"):
             try:
-                return ObjectGraph.decode(bytes(value))
+                return ObjectGraph.decode(value)
             except (ProtoError, ValueError) as exc:
                 raise CorruptCheckpointError(
                     f"{self.prefix}: the {OBJECT_GRAPH_KEY} entry does not decode as a "

@@ -10,8 +10,11 @@ come from ``ml_dtypes``::
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 # tensorflow/core/framework/types.proto (DT_* values). Reference types are value + 100.
 _ENUM_TO_NAME: dict[int, str] = {
@@ -38,6 +41,14 @@ _NAME_TO_ENUM: dict[str, int] = {name: value for value, name in _ENUM_TO_NAME.it
 _NO_NUMPY_FORM = {20: "resource", 21: "variant"}
 
 _ML_DTYPES = {"bfloat16", "float8_e5m2", "float8_e4m3fn"}
+
+# Bytes per element, as numpy_dtype(name).itemsize (a string element is an object pointer): sizes
+# are known without importing numpy, which an index listing or a whole-shard copy never needs.
+_ITEMSIZE: dict[str, int] = {
+    "float32": 4, "float64": 8, "int32": 4, "uint8": 1, "int16": 2, "int8": 1, "string": 8,
+    "complex64": 8, "int64": 8, "bool": 1, "bfloat16": 2, "uint16": 2, "complex128": 16,
+    "float16": 2, "uint32": 4, "uint64": 8, "float8_e5m2": 1, "float8_e4m3fn": 1,
+}  # fmt: skip
 
 
 class UnknownDtypeError(ValueError):
@@ -100,6 +111,20 @@ def has_numpy_form(name: str) -> bool:
     return name in _NAME_TO_ENUM
 
 
+def itemsize(name: str) -> int:
+    """Bytes per element of a dtype name (``numpy_dtype(name).itemsize``, without numpy).
+
+    Example::
+
+        >>> itemsize("bfloat16"), itemsize("complex128")
+        (2, 16)
+    """
+    size = _ITEMSIZE.get(name)
+    if size is None:
+        raise UnknownDtypeError(f"unknown dtype name {name!r}")
+    return size
+
+
 def numpy_dtype(name: str) -> np.dtype[np.generic]:
     """Return the little-endian numpy dtype for a dtype name (``object`` for ``"string"``).
 
@@ -108,6 +133,8 @@ def numpy_dtype(name: str) -> np.dtype[np.generic]:
         >>> numpy_dtype("float16")
         dtype('float16')
     """
+    import numpy as np
+
     if name == "string":
         return np.dtype(object)
     if name in _ML_DTYPES:

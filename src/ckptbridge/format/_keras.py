@@ -22,9 +22,7 @@ import math
 import re
 import zipfile
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import (
     CkptBridgeError,
@@ -34,6 +32,9 @@ from ckptbridge._errors import (
 from ckptbridge._optional import require
 from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._types import Entry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["KERAS_SUFFIXES", "KerasReader", "is_keras_file"]
 
@@ -135,6 +136,8 @@ class KerasReader:
             ) from None
 
     def _index(self, h5py: Any, configs: dict[str, dict[str, Any]]) -> None:
+        import numpy as np
+
         found: list[tuple[float, str, str, str | None]] = []
         _walk(self._file, "", [], True, configs, found)
         for rank, (_, key, h5_path, layer) in enumerate(sorted(found)):
@@ -165,6 +168,8 @@ class KerasReader:
 
     def read(self, key: str) -> np.ndarray[Any, Any]:
         """Return the variable ``key`` as a numpy array."""
+        import numpy as np
+
         h5_path = self._vars[key].h5_path
         try:
             return np.asarray(self._file[h5_path][()])

@@ -21,14 +21,15 @@ import mmap
 import os
 import struct
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import CorruptCheckpointError
 from ckptbridge.format._files import open_regular, os_error
 from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._types import Entry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["SAFETENSORS_SUFFIX", "SafetensorsReader", "is_safetensors_file"]
 
@@ -147,7 +148,7 @@ class SafetensorsReader:
         self.entries = dict(sorted(self.entries.items(), key=lambda kv: order[kv[0]]))
 
     def _entry(self, name: str, info: Any) -> tuple[Entry, int, int]:
-        from ckptbridge.format._dtypes import numpy_dtype
+        from ckptbridge.format._dtypes import itemsize
 
         if not isinstance(info, dict):
             self._corrupt(f"describes tensor {name!r} with {type(info).__name__}, not an object")
@@ -164,7 +165,7 @@ class SafetensorsReader:
             self._corrupt(f"gives tensor {name!r} the data_offsets {str(offsets)[:40]}")
         dtype = DTYPES[code]
         begin, end = offsets
-        need = math.prod(shape) * numpy_dtype(dtype).itemsize
+        need = math.prod(shape) * itemsize(dtype)
         if end - begin != need:
             self._corrupt(
                 f"gives tensor {name!r} ({code} {tuple(shape)}, {need} bytes) the data bytes "
@@ -184,6 +185,8 @@ class SafetensorsReader:
 
     def read(self, key: str) -> np.ndarray[Any, Any]:
         """Return tensor ``key``: a read-only view of the mapped file (a copy for remote files)."""
+        import numpy as np
+
         from ckptbridge.format._dtypes import numpy_dtype
 
         entry = self.entries[key]

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import google_crc32c
-import numpy as np
 
 from ckptbridge.format._proto import ProtoError, encode_varint, read_varint
 from ckptbridge.format._table import mask_crc, unmask_crc
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _UINT32_MAX = 0xFFFFFFFF
 
@@ -34,7 +36,20 @@ def decode_strings(
 
     Raises ``ValueError`` when lengths overrun the entry or the length checksum fails.
     """
-    buf = raw.tobytes()
+    import numpy as np
+
+    items, crc = decode_string_list(raw.tobytes(), count)
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out, crc
+
+
+def decode_string_list(buf: bytes, count: int) -> tuple[list[bytes], int]:
+    """:func:`decode_strings` as a list of bytes (no numpy): ``(values, unmasked crc)``.
+
+    >>> decode_string_list(encode_strings([b"ab"])[0], 1)[0]
+    [b'ab']
+    """
     lengths: list[int] = []
     pos = 0
     crc = 0
@@ -56,9 +71,9 @@ def decode_strings(
         raise ValueError(
             f"string lengths add up to {sum(lengths)} bytes, the entry holds {len(buf) - pos}"
         )
-    out = np.empty(count, dtype=object)
-    for i, length in enumerate(lengths):
-        out[i] = buf[pos : pos + length]
+    out: list[bytes] = []
+    for length in lengths:
+        out.append(buf[pos : pos + length])
         pos += length
     crc = google_crc32c.extend(crc, buf[pos - sum(lengths) : pos])
     return out, crc

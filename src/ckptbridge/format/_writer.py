@@ -27,10 +27,9 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import google_crc32c
-import numpy as np
 
 from ckptbridge._errors import CkptBridgeError, ConversionError, CorruptCheckpointError
 from ckptbridge.format._bundle import MAX_SHARDS, data_path
@@ -44,6 +43,7 @@ from ckptbridge.format._bundle_proto import (
 from ckptbridge.format._dtypes import (
     UnknownDtypeError,
     enum_from_name,
+    itemsize,
     name_from_numpy,
     numpy_dtype,
 )
@@ -51,6 +51,9 @@ from ckptbridge.format._storage import iter_range
 from ckptbridge.format._strings import encode_strings
 from ckptbridge.format._table import build_table, mask_crc
 from ckptbridge.format._types import RawLocation
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CHUNK = 8 << 20
 DURABILITY = "atomic"  # renamed into place; never fsynced (see the module docstring)
@@ -144,6 +147,8 @@ class BundleWriter:
         shard.size += size
 
     def _add_bytes(self, key: bytes, array: np.ndarray[Any, Any]) -> None:
+        import numpy as np
+
         self._check_key(key)
         try:
             dtype = name_from_numpy(array.dtype)
@@ -164,7 +169,21 @@ class BundleWriter:
 
             writer.add("global_step", np.int64(1000))
         """
+        import numpy as np
+
         self._add_bytes(key.encode("utf-8"), np.asarray(array))
+
+    def add_string(self, key: str, value: bytes) -> None:
+        """Add a scalar string tensor: ``add(key, np.array(value, dtype=object))`` without numpy.
+
+        Example::
+
+            writer.add_string("_CHECKPOINTABLE_OBJECT_GRAPH", graph_bytes)
+        """
+        name = key.encode("utf-8")
+        self._check_key(name)
+        data, crc = encode_strings([value])
+        self._append(name, "string", (), data, crc, len(data))
 
     def add_raw(self, key: str, src: RawLocation) -> None:
         """Copy a tensor's bytes from a source shard without decoding, verifying its CRC32C.
@@ -175,7 +194,7 @@ class BundleWriter:
         """
         encoded = key.encode("utf-8")
         self._check_key(encoded)
-        expected = math.prod(src.shape) * numpy_dtype(src.dtype).itemsize
+        expected = math.prod(src.shape) * itemsize(src.dtype)
         if src.size != expected:
             raise ConversionError(
                 f"raw source for {key!r}: {src.size} bytes, shape needs {expected}"
@@ -222,7 +241,7 @@ class BundleWriter:
         """
         encoded = key.encode("utf-8")
         self._check_key(encoded)
-        expected = math.prod(shape) * numpy_dtype(dtype).itemsize
+        expected = math.prod(shape) * itemsize(dtype)
         shard = self._shard_for(expected)
         assert shard.file is not None
         start, crc = shard.size, 0
@@ -302,6 +321,8 @@ class BundleWriter:
             writer.add_slice("emb", (10, 4), (0, 0), part0)   # rows 0..4
             writer.add_slice("emb", (10, 4), (5, 0), part1)   # rows 5..9
         """
+        import numpy as np
+
         array = np.asarray(array)
         full = tuple(int(d) for d in full_shape)
         if (

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._text import fmt_shape, render_table
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _CHUNK = 1 << 20  # elements compared per step
 
@@ -146,6 +147,8 @@ def max_abs_diff(x: np.ndarray, y: np.ndarray) -> float:
 
     Example: ``max_abs_diff(np.array([1.0, 2.0]), np.array([1.0, 2.5]))`` -> ``0.5``.
     """
+    import numpy as np
+
     fx, fy = x.reshape(-1), y.reshape(-1)
     numeric = _numeric(fx.dtype) and _numeric(fy.dtype)
     worst = 0.0
@@ -167,6 +170,8 @@ def _numeric(dtype: np.dtype[Any]) -> bool:
 
 
 def _chunk_diff(cx: np.ndarray, cy: np.ndarray) -> float:
+    import numpy as np
+
     if cx.dtype.kind in "iub" and cy.dtype.kind in "iub":
         if cx.size == 0 or np.array_equal(cx, cy):
             return 0.0

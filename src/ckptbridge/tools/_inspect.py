@@ -14,12 +14,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
-from typing import Any, TextIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ckptbridge._text import fmt_shape, human_bytes, render_table
 from ckptbridge.format import OBJECT_GRAPH_KEY, CheckpointKind, Entry, open_checkpoint
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["CheckpointInfo", "inspect", "load_variables"]
 

@@ -16,8 +16,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from ckptbridge._text import fmt_shape, render_table
 from ckptbridge.tools._diff import max_abs_diff
 
@@ -115,6 +113,8 @@ def diff_mapped(
         report = diff_mapped("old/model.ckpt-1000", "new/model.ckpt-1000")
         print(report)          # one row per B entry, then what each side left out
     """
+    import numpy as np
+
     from ckptbridge.engine import derive
     from ckptbridge.format import open_checkpoint
     from ckptbridge.rules import load_rules

@@ -13,11 +13,12 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ckptbridge._text import DEFAULT_MAX_ELEMENTS, fmt_shape
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["DEFAULT_MAX_ELEMENTS", "TensorValues", "tensor_values"]
 
@@ -46,6 +47,8 @@ class TensorValues:
         }
 
     def __str__(self) -> str:
+        import numpy as np
+
         head = f"tensor {self.key}  {self.dtype} {fmt_shape(self.shape)}"
         if self.stats is not None:
             head += "\n" + "  ".join(f"{k} {_num(v)}" for k, v in self.stats.items())
@@ -63,6 +66,8 @@ def tensor_values(
 
         [t.stats["max"] for t in tensor_values("m.ckpt", ["w"])]
     """
+    import numpy as np
+
     from ckptbridge.format import OBJECT_GRAPH_KEY, open_checkpoint
 
     out = []
@@ -76,12 +81,16 @@ def tensor_values(
 
 
 def _as_float(value: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+    import numpy as np
+
     if value.dtype.kind in "fiub" or value.dtype.type.__module__.startswith("ml_dtypes"):
         return value.astype(np.float64)
     return None
 
 
 def _stats(value: np.ndarray[Any, Any]) -> dict[str, float | int] | None:
+    import numpy as np
+
     x = _as_float(value)
     if x is None:
         return None
@@ -99,6 +108,8 @@ def _num(v: float | int) -> str:
 
 
 def _jsonable(value: np.ndarray[Any, Any]) -> Any:
+    import numpy as np
+
     if value.dtype.kind == "O" or value.dtype.kind == "S":
         flat = [
             v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else str(v)
