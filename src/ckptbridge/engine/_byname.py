@@ -12,12 +12,13 @@ from ckptbridge.engine._names import (
     strip_key,
     vocabulary_note,
 )
-from ckptbridge.engine._positions import rank_positions
+from ckptbridge.engine._positions import may_hold_position, rank_positions
 from ckptbridge.engine._slots import follows_weight
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, fit
 
 Ranks = dict[str, str]
+Norms = dict[str, set[str]]  # spec name -> its comparable names, computed once per derivation
 
 
 def match_by_name(st: State, *, include_aux: bool = False) -> None:
@@ -27,19 +28,29 @@ def match_by_name(st: State, *, include_aux: bool = False) -> None:
     positions that hold variables, so a layer without weights added or removed shifts nothing.
     """
     ranks = (_side_ranks(st.sources.values()), _side_ranks(st.targets.values()))
-    _identical(st, include_aux, ranks)
-    _common_suffix(st, ranks)
+    norms: tuple[Norms, Norms] = ({}, {})
+    _identical(st, include_aux, ranks, norms)
+    _common_suffix(st, ranks, norms)
 
 
 def _side_ranks(specs: Iterable[VarSpec]) -> Ranks:
-    return rank_positions(normalise(n) for s in specs for n in (s.name, *s.aliases))
+    names = (n for s in specs for n in (s.name, *s.aliases))
+    return rank_positions(normalise(n) for n in names if may_hold_position(n))
 
 
-def _norms(spec: VarSpec, ranks: Ranks) -> set[str]:
-    out = set()
-    for n in (spec.name, *spec.aliases):
-        norm = normalise(n)
-        out.add(ranks.get(norm, norm))
+def _norms(spec: VarSpec, ranks: Ranks, cache: Norms) -> set[str]:
+    out = cache.get(spec.name)
+    if out is not None:
+        return out
+    if spec.aliases:
+        out = set()
+        for n in (spec.name, *spec.aliases):
+            norm = normalise(n)
+            out.add(ranks.get(norm, norm))
+    else:
+        norm = normalise(spec.name)
+        out = {ranks.get(norm, norm)}
+    cache[spec.name] = out
     return out
 
 
@@ -66,16 +77,18 @@ def _unique_pairs(
     return out
 
 
-def _identical(st: State, include_aux: bool, ranks: tuple[Ranks, Ranks]) -> None:
+def _identical(
+    st: State, include_aux: bool, ranks: tuple[Ranks, Ranks], norms: tuple[Norms, Norms]
+) -> None:
     src_index: dict[str, set[str]] = defaultdict(set)
     tgt_index: dict[str, set[str]] = defaultdict(set)
     for s in st.free_sources(aux=include_aux):
         if not follows_weight(st.aux.get(s.name)):  # slots follow their weight (engine._slots)
-            for n in _norms(s, ranks[0]):
+            for n in _norms(s, ranks[0], norms[0]):
                 src_index[n].add(s.name)
     for t in st.free_targets(aux=include_aux):
         if not follows_weight(st.target_aux.get(t.name)):
-            for n in _norms(t, ranks[1]):
+            for n in _norms(t, ranks[1], norms[1]):
                 tgt_index[n].add(t.name)
     for key, s_name, t_name in _unique_pairs(src_index, tgt_index):
         src, tgt = st.sources[s_name], st.targets[t_name]
@@ -101,7 +114,7 @@ def _misfit(src: VarSpec, tgt: VarSpec) -> str:
 
 
 def _suffix_index(
-    specs: list[VarSpec], ranks: Ranks, keep: Container[str] | None = None
+    specs: list[VarSpec], ranks: Ranks, norms: Norms, keep: Container[str] | None = None
 ) -> dict[str, set[str]]:
     """Every component suffix of every name -> the specs that have it (only keys in ``keep``).
 
@@ -109,7 +122,7 @@ def _suffix_index(
     """
     index: dict[str, set[str]] = {}
     for spec in specs:
-        for norm in _norms(spec, ranks):
+        for norm in _norms(spec, ranks, norms):
             suffix, sep = norm, "/"
             while sep:
                 if keep is None or suffix in keep:
@@ -122,13 +135,15 @@ def _suffix_index(
     return index
 
 
-def _common_suffix(st: State, ranks: tuple[Ranks, Ranks]) -> None:
+def _common_suffix(st: State, ranks: tuple[Ranks, Ranks], norms: tuple[Norms, Norms]) -> None:
     """Longest common path suffix, unique on both sides (a model scope in front of one side)."""
     srcs, tgts = st.free_sources(), st.free_targets()
     if not srcs or not tgts:
         return
-    tgt_all = _suffix_index(tgts, ranks[1])
-    src_index = _suffix_index(srcs, ranks[0], keep=tgt_all)  # a key on one side pairs nothing
+    tgt_all = _suffix_index(tgts, ranks[1], norms[1])
+    src_index = _suffix_index(
+        srcs, ranks[0], norms[0], keep=tgt_all
+    )  # a key on one side pairs nothing
     by_length: dict[int, list[str]] = defaultdict(list)
     for key in tgt_all:  # target insertion order, as the pairs were always taken
         if key in src_index:

@@ -59,7 +59,8 @@ def strip_key(name: str) -> str:
     >>> strip_key("dense/kernel:0")
     'dense/kernel'
     """
-    return _SUFFIX_RE.sub("", strip_attributes(name))
+    name = strip_attributes(name)
+    return _SUFFIX_RE.sub("", name) if ":" in name else name
 
 
 @lru_cache(maxsize=1 << 18)
@@ -70,8 +71,11 @@ def normalise(name: str) -> str:
     'conv1/bias'
     """
     name = strip_key(name)
-    scope, _, leaf = name.rpartition("/")
-    leaf = VOCABULARY.get(leaf, leaf)
+    scope, sep, leaf = name.rpartition("/")
+    new = VOCABULARY.get(leaf)
+    if new is None and (scope or not sep):
+        return name  # unchanged ('/x' still loses its '/')
+    leaf = leaf if new is None else new
     return f"{scope}/{leaf}" if scope else leaf
 
 
@@ -109,12 +113,7 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     >>> sorted(["v_10", "v_2", "v"], key=natural_key)
     ['v', 'v_2', 'v_10']
     """
-    out: list[tuple[int, int | str]] = []
-    for part in _DIGITS_RE.split(name):
-        if not part:
-            continue
-        out.append((0, int(part)) if part.isdigit() else (1, part))
-    return tuple(out)
+    return tuple([(0, int(p)) if p.isdigit() else (1, p) for p in _DIGITS_RE.split(name) if p])
 
 
 def unnumbered_scope(scope: str) -> str:

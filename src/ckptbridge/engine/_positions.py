@@ -17,13 +17,20 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
-__all__ = ["rank_positions"]
+__all__ = ["may_hold_position", "rank_positions"]
 
 _CONTAINERS = frozenset({"_operations", "_layers", "_self_tracked_trackables"})
 _PREFIXED = re.compile(r"(layer|layer_with_weights)-(\d+)")
 # Any positional segment at all: one C-level search keeps the (usual) paths without one cheap.
 _ANY_SPOT = re.compile(
     r"(?:^|/)(?:(?:layer|layer_with_weights)-\d+(?:/|$)"
+    r"|(?:_operations|_layers|_self_tracked_trackables)/.)"
+)
+# The same on a raw key, before ``engine._names.normalise``: the normalised form's segments are the
+# raw key's (only ':0', '/.ATTRIBUTES/VARIABLE_VALUE' and the leaf's vocabulary differ), so a key
+# this does not find has no positional segment once normalised (a ``layer-N`` leaf may end in ':').
+_RAW_SPOT = re.compile(
+    r"(?:^|/)(?:(?:layer|layer_with_weights)-\d+(?:[/:\n]|$)"
     r"|(?:_operations|_layers|_self_tracked_trackables)/.)"
 )
 
@@ -39,6 +46,16 @@ def _spots(tokens: list[str]) -> list[Spot]:
         elif tok.isdigit() and i > 0 and tokens[i - 1] in _CONTAINERS:
             out.append((i, tokens[i - 1], int(tok)))
     return out
+
+
+def may_hold_position(key: str) -> bool:
+    """False when the normalised form of the raw ``key`` surely has no positional segment, so it
+    can be left out of :func:`rank_positions` (and need not be normalised for it).
+
+    >>> may_hold_position("model/layer-3:0"), may_hold_position("net/block3/fc/weights/Adam")
+    (True, False)
+    """
+    return _RAW_SPOT.search(key) is not None
 
 
 def rank_positions(paths: Iterable[str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from ckptbridge.rules._model import Reshape, Step
 
 def same_dtype(a: str, b: str) -> bool:
     """Dtype names compare case-insensitively, ignoring TF's ``_ref`` suffix."""
-    return a.lower().removesuffix("_ref") == b.lower().removesuffix("_ref")
+    return a == b or a.lower().removesuffix("_ref") == b.lower().removesuffix("_ref")
 
 
 def fit(src: VarSpec, tgt: VarSpec) -> tuple[Step, ...] | None:
@@ -65,11 +65,17 @@ class State:
 
     def free_sources(self, *, aux: bool = False) -> list[VarSpec]:
         """Free source specs, in input order (auxiliary ones only with ``aux=True``)."""
-        return [self.sources[n] for n in self.free_src if aux or n not in self.aux]
+        sources, held = self.sources, self.aux
+        if aux or not held:
+            return [sources[n] for n in self.free_src]
+        return [sources[n] for n in self.free_src if n not in held]
 
     def free_targets(self, *, aux: bool = False) -> list[VarSpec]:
         """Free target specs, in input order (auxiliary ones only with ``aux=True``)."""
-        return [self.targets[n] for n in self.free_tgt if aux or n not in self.target_aux]
+        targets, held = self.targets, self.target_aux
+        if aux or not held:
+            return [targets[n] for n in self.free_tgt]
+        return [targets[n] for n in self.free_tgt if n not in held]
 
     def take(
         self, sources: Iterable[str], target: str, steps: tuple[Step, ...], reason: str

@@ -18,7 +18,6 @@ from typing import Any
 
 from ckptbridge.engine._names import (
     is_unnamed,
-    leaf_of,
     meaningful_leaf,
     natural_key,
     normalise,
@@ -40,6 +39,8 @@ def match_by_structure(st: State) -> None:
     src_groups, tgt_groups = _groups(st.free_sources()), _groups(st.free_targets())
     _take_aligned(st, src_groups, tgt_groups, f"{order} + shape")
     src_left, tgt_left = st.free_sources(), st.free_targets()
+    if not src_left or not tgt_left:
+        return  # every pass below pairs a free source with a free target
     src_groups, tgt_groups = _groups(src_left), _groups(tgt_left)
     if any(len(g) > 1 for g in src_groups + tgt_groups) and (
         all(len(g) == 1 for g in src_groups) or all(len(g) == 1 for g in tgt_groups)
@@ -61,10 +62,15 @@ _LEAF_RANK = {"kernel": 0, "depthwise_kernel": 0, "embeddings": 0, "gamma": 0, "
 def _side_key(specs: list[VarSpec]) -> Callable[[VarSpec], Any]:
     if specs and all(s.order is not None for s in specs):
         return lambda s: (0, s.order)
+    scope_keys: dict[str, Any] = {}  # a layer's variables share their scope's key
 
     def by_name(s: VarSpec) -> Any:
         norm = normalise(s.name)
-        return (1, natural_key(scope_of(norm)), _LEAF_RANK.get(leaf_of(norm), 9), natural_key(norm))
+        scope, _, leaf = norm.rpartition("/")
+        scope_key = scope_keys.get(scope)
+        if scope_key is None:
+            scope_key = scope_keys[scope] = natural_key(scope)
+        return (1, scope_key, _LEAF_RANK.get(leaf, 9), natural_key(norm))
 
     return by_name
 
@@ -77,8 +83,14 @@ def _groups(specs: list[VarSpec]) -> list[Group]:
         norm = normalise(spec.name)
         scope = scope_of(norm)
         gid = norm if (not scope or is_unnamed(norm)) else scope + "/"
-        by_scope.setdefault(gid, []).append(spec)
-    groups = [sorted(g, key=lambda s: keys[s.name]) for g in by_scope.values()]
+        group = by_scope.get(gid)
+        if group is None:
+            by_scope[gid] = [spec]
+        else:
+            group.append(spec)
+    groups = [
+        g if len(g) == 1 else sorted(g, key=lambda s: keys[s.name]) for g in by_scope.values()
+    ]
     return sorted(groups, key=lambda g: keys[g[0].name])
 
 
@@ -100,18 +112,21 @@ def pair_groups(a: Group, b: Group) -> Pairing | None:
     if None not in leaves_a and len(set(leaves_a)) == len(a) and set(leaves_a) == set(leaves_b):
         by_leaf = dict(zip(leaves_b, b, strict=True))
         ordered = [by_leaf[leaf] for leaf in leaves_a]  # type: ignore[index]
+        leaves_b = leaves_a  # each member of ``ordered`` has the leaf it was picked for
     else:
         ordered = b
     out: Pairing = []
-    for s, t in zip(a, ordered, strict=True):
+    for s, t, la, lb in zip(a, ordered, leaves_a, leaves_b, strict=True):
         steps = fit(s, t)
-        if steps is None or _leaves_conflict(s, t):
+        if steps is None or (la is not None and lb is not None and la != lb):  # leaves conflict
             return None
         out.append((s, t, steps))
     return out
 
 
 def _signature(g: Group) -> tuple[int, ...]:
+    if len(g) == 1:
+        return (g[0].size,)
     return tuple(sorted(s.size for s in g))
 
 
@@ -128,13 +143,16 @@ def _take_aligned(st: State, src: list[Group], tgt: list[Group], reason: str) ->
         return
     sig_a, sig_b = [_signature(g) for g in src], [_signature(g) for g in tgt]
     have_a, have_b = set(sig_a), set(sig_b)
-    kept_src = [g for g, sig in zip(src, sig_a, strict=True) if sig in have_b]
-    kept_tgt = [g for g, sig in zip(tgt, sig_b, strict=True) if sig in have_a]
+    kept_src = [(g, sig) for g, sig in zip(src, sig_a, strict=True) if sig in have_b]
+    kept_tgt = [(g, sig) for g, sig in zip(tgt, sig_b, strict=True) if sig in have_a]
     if not kept_src or len(kept_src) != len(kept_tgt):
         return
-    pairings = [pair_groups(a, b) for a, b in zip(kept_src, kept_tgt, strict=True)]
-    if any(p is None for p in pairings):
-        return
+    pairings = []
+    for (a, _), (b, _) in zip(kept_src, kept_tgt, strict=True):
+        pairing = pair_groups(a, b)
+        if pairing is None:
+            return
+        pairings.append(pairing)
     if len(kept_src) < len(src) or len(kept_tgt) < len(tgt):
         reason += " (layers with no counterpart set aside)"
     alphabet_src, alphabet_tgt = _ordered_by_alphabet(kept_src), _ordered_by_alphabet(kept_tgt)
@@ -143,7 +161,7 @@ def _take_aligned(st: State, src: list[Group], tgt: list[Group], reason: str) ->
             _take_pairing(st, p, reason)
 
 
-def _ordered_by_alphabet(groups: list[Group]) -> set[int]:
+def _ordered_by_alphabet(groups: list[tuple[Group, tuple[int, ...]]]) -> set[int]:
     """Positions whose place in ``groups`` only the alphabet decided, so order cannot pair them.
 
     Without creation order a side is sorted by name. That is its creation order where names differ
@@ -154,16 +172,19 @@ def _ordered_by_alphabet(groups: list[Group]) -> set[int]:
     the numbers themselves are not creation order (``VarSpec.counted`` False), no two groups of
     one signature are ordered.
     """
-    if all(s.order is not None for g in groups for s in g):
+    if all(s.order is not None for g, _ in groups for s in g):
         return set()
-    counted = all(s.counted for g in groups for s in g)
+    counted = all(s.counted for g, _ in groups for s in g)
     by_signature: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for i, g in enumerate(groups):
-        by_signature[_signature(g)].append(i)
+    for i, (_, sig) in enumerate(groups):
+        by_signature[sig].append(i)
     out: set[int] = set()
     for positions in by_signature.values():
-        forms = {_unnumbered_scope(groups[i]) for i in positions}
-        if len(forms) > 1 or (not counted and len(positions) > 1):
+        if not counted and len(positions) > 1:
+            out.update(positions)
+            continue
+        forms = {_unnumbered_scope(groups[i][0]) for i in positions}
+        if len(forms) > 1:
             out.update(positions)
     return out
 
