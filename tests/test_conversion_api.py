@@ -270,8 +270,13 @@ def test_whole_shard_copy_when_the_output_uses_it_all(tmp_path: Path) -> None:
     np.testing.assert_array_equal(reader.get_tensor(kernels[0]), values["dense/kernel"])
 
 
-def test_elementwise_transforms_stream_chunk_by_chunk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipeline_min", [0, 1 << 60])  # in a second thread, or inline
+def test_elementwise_transforms_stream_chunk_by_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pipeline_min: int
+) -> None:
     from ckptbridge.conversion import _stream
+
+    monkeypatch.setattr(_stream, "PIPELINE_MIN", pipeline_min)
     from ckptbridge.format import BundleWriter
 
     rng = np.random.default_rng(6)
@@ -291,17 +296,14 @@ def test_elementwise_transforms_stream_chunk_by_chunk(tmp_path: Path) -> None:
             }
         ],
     }
-    chunk, _stream.CHUNK = _stream.CHUNK, 4096  # many chunks on a small tensor
-    try:
-        report = convert(
-            tmp_path / "src" / "m.ckpt",
-            tmp_path / "out",
-            target=tmp_path / "tpl" / "m.ckpt",
-            rules=rules,
-            verify=True,
-        )
-    finally:
-        _stream.CHUNK = chunk
+    monkeypatch.setattr(_stream, "CHUNK", 4096)  # many chunks on a small tensor
+    report = convert(
+        tmp_path / "src" / "m.ckpt",
+        tmp_path / "out",
+        target=tmp_path / "tpl" / "m.ckpt",
+        rules=rules,
+        verify=True,
+    )
     assert report.ok, str(report)
     assert report.items[0].bytes_transformed == 300 * 500 * 2
     reader = tf.train.load_checkpoint(str(tmp_path / "out" / "m.ckpt"))

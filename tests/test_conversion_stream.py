@@ -139,8 +139,9 @@ def test_a_pipelined_stream_closed_early_stops_its_thread(
         action = Action(
             "t", "match", "float32", loc.shape, Match("t", ("w",), steps=(Add(value=1.0),))
         )
-        chunks = iter(_stream.transformed_chunks(action, loc))
-        first = next(chunks)
+        chunks = _stream.transformed_chunks(action, loc)
+        first = next(iter(chunks))
         assert np.all(first.view(np.float32) == 2.0)
-        chunks.close()  # what a writer failing mid-tensor (disk full) does to it
+        chunks.close()  # what conversion._link does when the write fails mid-tensor (disk full)
+        chunks.close()
     assert not [t for t in threading.enumerate() if t.name == "ckptbridge-transform"]

@@ -82,9 +82,12 @@ def write_linked(
             advance(size)
         for action, loc in streamed:
             chunks = transformed_chunks(action, loc)
-            written = writer.add_chunks(
-                action.key, action.dtype, action.shape, chunks, crc32c=chunks.crc32c
-            )
+            try:
+                written = writer.add_chunks(
+                    action.key, action.dtype, action.shape, chunks, crc32c=chunks.crc32c
+                )
+            finally:  # a failed write (disk full) stops the producer now, not when collected
+                chunks.close()
             stats.bytes_transformed += written
             advance(written)
         more = write_actions(

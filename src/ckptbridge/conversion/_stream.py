@@ -73,6 +73,12 @@ class Chunks:
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._iter
 
+    def close(self) -> None:
+        """Stop producing (a producer thread ends, the source map closes); idempotent."""
+        close = getattr(self._iter, "close", None)
+        if close is not None:
+            close()
+
     def crc32c(self) -> int:
         """The CRC32C (unmasked) of every byte produced; only once they all have been."""
         if not self.finished:
