@@ -320,8 +320,8 @@ def test_start_up_imports_only_what_the_command_uses(
     tf1_pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """Start-up is most of a small command's time: numpy only once tensors are decoded (a listing,
-    a plan and a whole-shard copy need none in the main thread), pydantic only for the rules the
-    mapping engine uses, tqdm and yaml only for a progress bar or a YAML rules file."""
+    a plan and a rename-only conversion by whole-shard copy need none), pydantic only for the
+    rules the mapping engine uses, tqdm and yaml only for a progress bar or a YAML rules file."""
     src, tpl = tf1_pair
     report = (
         "print(sorted(m for m in ('numpy', 'pydantic', 'tqdm', 'yaml') if m in sys.modules), "
@@ -338,7 +338,11 @@ def test_start_up_imports_only_what_the_command_uses(
     out = tmp_path / "o"
     done = cli_process(["convert", str(src), "--target", str(tpl), "--out", str(out)], report)
     assert done.returncode == 0, done.stderr
-    assert "tqdm" not in done.stderr and "yaml" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "['pydantic']"  # a whole-shard copy, no numpy
+    with open_checkpoint(out / src.name) as converted, open_checkpoint(src) as source:
+        assert converted.read("global_step").item() == 7
+        assert converted.read("net/fc/kernel").tolist() == source.read("fc/weights").tolist()
+
     bare = subprocess.run(
         [sys.executable, "-c", "import sys, ckptbridge.conversion, ckptbridge.cli._main, "
          "ckptbridge.tools\n" + report],

@@ -12,7 +12,7 @@ from ckptbridge.conversion import _stage
 from ckptbridge.conversion._actions import ActionList, plan_actions, step_from_name
 from ckptbridge.conversion._report import ItemReport
 from ckptbridge.conversion._target import Target
-from ckptbridge.conversion._write import verify_output
+from ckptbridge.conversion._write import INT_FORMATS, verify_output
 from ckptbridge.format._storage import Location, iter_range
 from ckptbridge.format._types import OBJECT_GRAPH_KEY
 from ckptbridge.rules import Rules
@@ -176,7 +176,7 @@ def _source_step(src: Checkpoint, plan: MappingPlan, source: Location) -> int | 
     for aux in plan.auxiliary:
         if aux.kind == "global_step" and aux.name in src.entries:
             loc = src.raw_location(aux.name)
-            if loc is not None and loc.dtype in _INT_FORMATS:  # read without numpy
+            if loc is not None and loc.dtype in INT_FORMATS:  # read without numpy
                 found = _raw_int(loc, aux.name)
                 if found is not None:
                     return found
@@ -187,17 +187,13 @@ def _source_step(src: Checkpoint, plan: MappingPlan, source: Location) -> int | 
     return step_from_name(source.name)
 
 
-_INT_FORMATS = {"int8": "<b", "uint8": "<B", "int16": "<h", "uint16": "<H", "int32": "<i",
-                "uint32": "<I", "int64": "<q", "uint64": "<Q"}  # fmt: skip
-
-
 def _raw_int(loc: RawLocation, name: str) -> int | None:
     """The one integer stored at ``loc`` (CRC checked), or None when it holds several or none."""
     import struct
 
     import google_crc32c
 
-    fmt = _INT_FORMATS[loc.dtype]
+    fmt = INT_FORMATS[loc.dtype]
     if loc.size != struct.calcsize(fmt):
         return None
     data = b"".join(iter_range(loc.path, loc.offset, loc.size, loc.size))

@@ -159,18 +159,23 @@ _WINDOW = 64 << 20  # bytes mapped at a time: the page cache is read in place, R
 
 
 def _crc_in_place(fd: int, start: int, length: int) -> int:
-    """CRC32C of ``length`` bytes at ``start`` of ``fd``, read through short-lived memory maps."""
+    """CRC32C of ``length`` bytes at ``start`` of ``fd``, read through short-lived memory maps.
+
+    google_crc32c takes bytes-like objects without a release hook (bytes, numpy and ctypes arrays;
+    not memoryview or mmap): a ctypes view of a private map reads the page cache in place, and a
+    whole-shard copy needs no numpy. The map is never written, so no page is ever copied.
+    """
+    import ctypes
     import mmap
 
     import google_crc32c
-    import numpy as np
 
     crc, pos, end = 0, start, start + length
     while pos < end:
         base = pos - pos % mmap.ALLOCATIONGRANULARITY
         span = min(end, base + _WINDOW) - base
-        with mmap.mmap(fd, span, access=mmap.ACCESS_READ, offset=base) as view:
-            piece = np.frombuffer(view, np.uint8, span - (pos - base), pos - base)
+        with mmap.mmap(fd, span, access=mmap.ACCESS_COPY, offset=base) as view:
+            piece = (ctypes.c_char * (span - (pos - base))).from_buffer(view, pos - base)
             crc = google_crc32c.extend(crc, piece)
             del piece  # the map cannot close while a view of it is alive
         pos = base + span

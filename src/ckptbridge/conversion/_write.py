@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +104,6 @@ def write_actions(
     partitions: dict[str, Partition],
 ) -> WriteStats:
     """Add every action's entry to ``writer`` (a BundleWriter), raw bytes where possible."""
-    import numpy as np
-
     stats = WriteStats()
     for action in actions:
         part = partitions.get(action.key)
@@ -114,10 +113,18 @@ def write_actions(
             stats.bytes_copied += loc.size
             advance(loc.size)
             continue
+        encoded = _step_bytes(action, step) if part is None else None
+        if encoded is not None:  # the step counter, written without numpy
+            written = writer.add_chunks(action.key, action.dtype, action.shape, [encoded])
+            stats.bytes_transformed += written
+            advance(written)
+            continue
         value = expected_value(src, action, template, step)
         if part is None:
             writer.add(action.key, value)
         else:
+            import numpy as np
+
             for offset, sl in slices_of(part):
                 writer.add_slice(
                     action.key, part.full_shape, offset, np.ascontiguousarray(value[sl])
@@ -126,6 +133,23 @@ def write_actions(
         advance(int(value.nbytes))
         del value
     return stats
+
+
+INT_FORMATS = {"int8": "<b", "uint8": "<B", "int16": "<h", "uint16": "<H", "int32": "<i",
+               "uint32": "<I", "int64": "<q", "uint64": "<Q"}  # fmt: skip
+"""``struct`` formats of the integer dtypes (little-endian, as checkpoints store them)."""
+
+
+def _step_bytes(action: Action, step: int | None) -> bytes | None:
+    """A ``step`` action's bytes (``expected_value`` encoded) for an integer dtype and a known
+    step, else None (and when the step does not fit the dtype: ``expected_value`` says why)."""
+    fmt = INT_FORMATS.get(action.dtype)
+    if action.kind != "step" or step is None or fmt is None:
+        return None
+    try:
+        return struct.pack(fmt, step) * math.prod(action.shape)
+    except struct.error:
+        return None
 
 
 def slices_of(part: Partition) -> Iterator[tuple[tuple[int, ...], tuple[slice, ...]]]:
