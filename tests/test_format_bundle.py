@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from ckptbridge import CkptBridgeError
 from ckptbridge.format import CheckpointKind, open_checkpoint
+from ckptbridge.format._bundle import BundleReader, data_path
+from ckptbridge.format._bundle_proto import EntryProto, encode_entry, encode_header
+from ckptbridge.format._table import build_table
 
 pytestmark = pytest.mark.tf
 
@@ -149,3 +154,82 @@ def test_unknown_key_suggests_close_names(sharded_and_sliced: tuple[str, dict[st
         pytest.raises(KeyError, match=r"Did you mean 'dense/kernel'\?"),
     ):
         ckpt.read("dense/kernal")
+
+
+# -- opening in one pass equals decoding and checking every record ---------------------------------
+class _General(BundleReader):
+    """The reader with its one-pass loader turned off: every record decoded, then checked."""
+
+    def _load_stored(self, items: list[tuple[bytes, bytes]]) -> bool:
+        return False
+
+
+def _opened(reader: type[BundleReader], prefix: Path) -> object:
+    try:
+        got = reader(prefix)
+    except CkptBridgeError as exc:
+        return type(exc), str(exc)
+    protos = {key: got._proto(key) for key in got.entries}
+    ends = got._shard_ends()
+    locations = {key: got.raw_location(key) for key in got.entries}
+    return got.entries, protos, got._slices, got._broken, ends, locations, got.num_shards
+
+
+_KEYS = st.one_of(
+    st.sampled_from([b"w", b"dense/kernel", b"\x00w", b"w\xff", b"w\xfe", b"caf\xc3\xa9", b"_"]),
+    st.binary(min_size=1, max_size=6),
+)
+
+
+@st.composite
+def _record(draw: st.DrawFn) -> bytes:
+    dtype = draw(st.sampled_from([1, 1, 3, 7, 14, 21, 200]))  # float, int32, string, bf16, ...
+    shape = tuple(draw(st.lists(st.integers(0, 4), max_size=3)))
+    itemsize = {1: 4, 3: 4, 14: 2}.get(dtype, 1)
+    needed = int(np.prod(shape)) * itemsize
+    size = draw(st.sampled_from([needed] * 12 + [needed + 1, needed + 5, 0, 1 << 40]))
+    entry = EntryProto(
+        dtype,
+        shape,
+        draw(st.sampled_from([0] * 12 + [1, 2, 7, -1])),
+        draw(st.sampled_from([0] * 6 + [4, 32, 1 << 22, 1 << 40])),
+        size,
+        draw(st.integers(0, (1 << 32) - 1)),
+    )
+    if draw(st.integers(0, 9)) == 0:
+        entry.slices = [[(0, None)] * len(shape)]
+    data = bytearray(encode_entry(entry))
+    if draw(st.integers(0, 7)) == 0:  # a damaged record
+        position, mask = draw(st.integers(0, len(data) - 1)), draw(st.integers(1, 255))
+        data[position] ^= mask
+    return bytes(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    shards=st.integers(1, 3),
+    records=st.dictionaries(_KEYS, _record(), max_size=6),
+    sizes=st.lists(st.sampled_from([1 << 23, 1 << 23, 1 << 23, 0, 64]), min_size=3, max_size=3),
+)
+def test_one_pass_open_equals_the_general_open(
+    shards: int, records: dict[bytes, bytes], sizes: list[int]
+) -> None:
+    """Any index: the same entries, records, shard extents and errors either way."""
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = Path(folder) / "m"
+        items = [(b"", encode_header(shards)), *sorted(records.items())]
+        prefix.with_name("m.index").write_bytes(build_table(items))
+        for shard in range(shards):
+            with open(data_path(prefix, shard, shards), "wb") as out:
+                out.truncate(sizes[shard])  # sparse
+        assert _opened(BundleReader, prefix) == _opened(_General, prefix)
+
+
+def test_one_pass_open_takes_what_tensorflow_writes(
+    sharded_and_sliced: tuple[str, dict[str, Any]], corpus: Path
+) -> None:
+    prefixes = [Path(sharded_and_sliced[0])]
+    prefixes += [Path(str(i)[: -len(".index")]) for i in sorted(corpus.rglob("*.index"))]
+    for prefix in prefixes:
+        assert _opened(BundleReader, prefix) == _opened(_General, prefix)
+    assert BundleReader(prefixes[-1])._ends is not None  # a TF1 checkpoint: one pass

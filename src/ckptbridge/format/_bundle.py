@@ -29,11 +29,14 @@ from ckptbridge._errors import (
     UnsupportedCheckpointError,
 )
 from ckptbridge.format._bundle_proto import (
+    STORED_TAIL,
     EntryProto,
     Extent,
     decode_entries,
+    decode_entry,
     decode_header,
     slice_key,
+    varint_of,
 )
 from ckptbridge.format._dtypes import dtype_label, has_numpy_form, itemsize, numpy_dtype
 from ckptbridge.format._files import (
@@ -44,11 +47,11 @@ from ckptbridge.format._files import (
     read_regular,
     regular_stat,
 )
-from ckptbridge.format._proto import ProtoError
+from ckptbridge.format._proto import ProtoError, as_int32
 from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._strings import decode_string_list
 from ckptbridge.format._table import TableError, read_table, unmask_crc
-from ckptbridge.format._types import Entry, RawLocation, new_entry
+from ckptbridge.format._types import ENTRY_MAKER, Entry, RawLocation, new_entry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -91,7 +94,9 @@ class BundleReader:
         self.index_path = prefix.with_name(prefix.name + ".index")
         self._fds: dict[int, int] = {}
         self._maps: dict[int, mmap.mmap] = {}
-        self._protos: dict[str, EntryProto] = {}
+        # key -> its BundleEntryProto, decoded, or as its index bytes (decoded when read)
+        self._protos: dict[str, EntryProto | bytes] = {}
+        self._ends: dict[int, int] | None = None  # shard -> end of its data, when known
         self._slices: dict[str, list[tuple[list[Extent], EntryProto]]] = {}
         self._broken: dict[str, str] = {}  # partitioned entries whose slices overlap: read fails
         self.entries: dict[str, Entry] = {}
@@ -144,6 +149,8 @@ class BundleReader:
             )
         self.num_shards = header.num_shards
         self.big_endian = header.endianness == 1
+        if self._load_stored(items):
+            return
         keys, values = [k for k, _ in items[1:]], [v for _, v in items[1:]]
         items.clear()  # the raw table is no longer needed: lower the peak memory
         protos = dict(zip(keys, decode_entries(values), strict=True))
@@ -151,18 +158,19 @@ class BundleReader:
         # A key is a slice exactly when a partitioned entry names it, as TensorFlow's
         # CheckpointReader decides; any other key (even one starting with NUL) is an entry.
         slice_keys = {slice_key(k, extents) for k, p in protos.items() for extents in p.slices}
-        if not slice_keys and (named := _decode_keys(protos)) is not None:
-            self._protos = named
-        for key, proto in protos.items() if not self._protos else ():
+        named: dict[str, EntryProto] = {}
+        if not slice_keys and (decoded := _decode_keys(protos)) is not None:
+            named = decoded
+        for key, proto in protos.items() if not named else ():
             if key in slice_keys:
                 continue
             name = key.decode("utf-8", "replace")
-            if name in self._protos:
+            if name in named:
                 raise CorruptCheckpointError(
                     f"{self.index_path}: keys {name!r} ... are not UTF-8 and collide once "
                     "decoded, so entries would be lost. " + _FIX
                 )
-            self._protos[name] = proto
+            named[name] = proto
             if proto.slices:
                 self._slices[name] = [
                     (extents, protos.get(slice_key(key, extents), _MISSING))
@@ -170,8 +178,9 @@ class BundleReader:
                 ]
         # Checks per entry, with what depends only on (dtype, shape) worked out once per pair.
         kinds: dict[tuple[int, tuple[int, ...]], tuple[str, int]] = {}
+        self._protos = cast(dict[str, EntryProto | bytes], named)
         entries, shards = self.entries, self.num_shards
-        for name, proto in self._protos.items():
+        for name, proto in named.items():
             kind = kinds.get((proto.dtype, proto.shape))
             if kind is None:
                 kind = kinds[proto.dtype, proto.shape] = self._kind(name, proto)
@@ -183,6 +192,98 @@ class BundleReader:
             if proto.size != needed or not 0 <= proto.shard_id < shards or proto.offset < 0:
                 self._validate_stored(name, proto, dtype)  # strings, or an error to explain
             entries[name] = new_entry(name, dtype, proto.shape, proto.size, False)
+
+    def _load_stored(self, items: list[tuple[bytes, bytes]]) -> bool:
+        """The entries of an index as TensorFlow writes it for unpartitioned variables, in one
+        pass: each record is matched by :data:`STORED_TAIL` (what :func:`decode_entries`' fast
+        path takes), dtype and shape decoded once per distinct prefix, the checks of
+        :meth:`_load` made on the fields, the record kept as its bytes (no object per entry).
+        Returns False, having changed nothing, at the first record it does not take (a slice,
+        another layout, a key that is not UTF-8, a check that fails): :meth:`_load` then
+        decodes and checks everything as usual, giving the same entries or error.
+        """
+        entries: dict[str, Entry] = {}
+        protos: dict[str, EntryProto | bytes] = {}
+        kinds: dict[bytes, tuple[str, tuple[int, ...], int] | None] = {}
+        sizes: dict[bytes | None, int] = {}
+        ends: dict[int, int] = {}
+        top = 0  # the end of the data in shard 0
+        shards = self.num_shards
+        match = STORED_TAIL.fullmatch
+        new_object, (set_key, set_dtype, set_shape, set_nbytes, set_sliced) = ENTRY_MAKER
+        for index in range(1, len(items)):
+            key, value = items[index]
+            if key[0] == 0 or len(value) < 9 or value[0] != 0x08 or value[2] != 0x12:
+                return False  # a slice key (or a name starting with NUL), another layout
+            cut = 4 + value[3]
+            found = match(value, cut) if value[1] | value[3] < 0x80 else None
+            if found is None:
+                return False
+            try:
+                name = key.decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+            head = value[:cut]
+            kind = kinds.get(head, _UNKNOWN)
+            if kind is _UNKNOWN:
+                kind = kinds[head] = self._stored_kind(name, head)
+            if kind is None:
+                return False
+            dtype, shape, needed = kind
+            shard, offset, size, _ = found.groups()  # the CRC32C is checked when read
+            stored = sizes.get(size)
+            if stored is None:
+                stored = sizes[size] = varint_of(size)
+            if stored != needed and not self._sized(name, value, dtype, needed):
+                return False
+            end = varint_of(offset) + stored  # at most 9-byte varints: never negative
+            if shard is None:
+                if end > top:
+                    top = end
+            else:
+                shard_id = as_int32(varint_of(shard))
+                if not 0 <= shard_id < shards:
+                    return False
+                if end > ends.get(shard_id, 0):
+                    ends[shard_id] = end
+            entry = new_object(Entry)  # new_entry(name, dtype, shape, stored, False), inline
+            set_key(entry, name)
+            set_dtype(entry, dtype)
+            set_shape(entry, shape)
+            set_nbytes(entry, stored)
+            set_sliced(entry, False)
+            entries[name] = entry
+            protos[name] = value
+        if top > ends.get(0, 0):
+            ends[0] = top
+        self.entries, self._protos, self._ends = entries, protos, ends
+        items.clear()
+        return True
+
+    def _stored_kind(self, name: str, head: bytes) -> tuple[str, tuple[int, ...], int] | None:
+        """:meth:`_kind` of a record's dtype and shape fields, or None if they do not decode or
+        fail its checks (then :meth:`_load` reports it)."""
+        try:
+            proto = decode_entry(head)
+            dtype, needed = self._kind(name, proto)
+        except (ProtoError, CorruptCheckpointError):
+            return None
+        return dtype, proto.shape, needed
+
+    def _sized(self, name: str, value: bytes, dtype: str, needed: int) -> bool:
+        """Whether a record whose size is not ``needed`` passes :meth:`_validate_stored`
+        (strings and dtypes without a numpy form have no fixed size)."""
+        if needed >= 0:
+            return False
+        try:
+            self._validate_stored(name, decode_entry(value), dtype)
+        except (ProtoError, CorruptCheckpointError):
+            return False
+        return True
+
+    def _proto(self, key: str) -> EntryProto:
+        proto = self._protos[key]
+        return decode_entry(proto) if isinstance(proto, bytes) else proto
 
     def _kind(self, key: str, proto: EntryProto) -> tuple[str, int]:
         """The dtype name and the exact byte size (-1: not fixed) of ``proto``'s dtype and shape."""
@@ -270,10 +371,13 @@ class BundleReader:
         return tuple(shape)
 
     def _stored_protos(self) -> list[EntryProto]:
-        out = [p for p in self._protos.values() if not p.slices]
+        out = [p for p in self._protos.values() if isinstance(p, EntryProto) and not p.slices]
         return out + [stored for parts in self._slices.values() for _, stored in parts]
 
-    def _check_shards(self) -> None:
+    def _shard_ends(self) -> dict[int, int]:
+        """Shard -> the end of the data the index places in it (shards with data only)."""
+        if self._ends is not None:
+            return {shard: end for shard, end in self._ends.items() if end > 0}
         needed: dict[int, int] = {}
         stored = self._stored_protos()
         if self.num_shards == 1:  # every shard_id was checked to be 0
@@ -283,7 +387,10 @@ class BundleReader:
             end = proto.offset + proto.size
             if end > needed.get(proto.shard_id, 0):
                 needed[proto.shard_id] = end
-        for shard, end in sorted(needed.items()):
+        return needed
+
+    def _check_shards(self) -> None:
+        for shard, end in sorted(self._shard_ends().items()):
             path = data_path(self.prefix, shard, self.num_shards)
             try:
                 size = (
@@ -401,7 +508,7 @@ class BundleReader:
 
         Example: ``reader.read_strings("_CHECKPOINTABLE_OBJECT_GRAPH")[0]``.
         """
-        proto = self._protos[key]
+        proto = self._proto(key)
         if self.entries[key].dtype != "string":
             raise UnsupportedCheckpointError(
                 f"{self.prefix}: entry {key!r} holds {self.entries[key].dtype}, not strings; "
@@ -479,7 +586,7 @@ class BundleReader:
         """Return the tensor stored under ``key`` (see :meth:`Checkpoint.read`)."""
         import numpy as np
 
-        proto = self._protos[key]
+        proto = self._proto(key)
         dtype = self.entries[key].dtype
         self._check_numpy_form(key, dtype)
         if key in self._broken:
@@ -500,7 +607,7 @@ class BundleReader:
 
     def raw_location(self, key: str) -> RawLocation | None:
         """Return where the raw bytes of ``key`` are, or None for sliced and string entries."""
-        proto = self._protos[key]
+        proto = self._proto(key)
         entry = self.entries[key]
         if proto.slices or entry.dtype == "string" or self.big_endian:
             return None
@@ -519,6 +626,7 @@ class BundleReader:
 
 
 _MISSING = EntryProto(dtype=-1)
+_UNKNOWN: Any = object()
 
 
 def _overlap(where: str, boxes: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> str | None:

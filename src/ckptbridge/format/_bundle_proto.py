@@ -244,14 +244,14 @@ def _decode_entry(data: bytes) -> EntryProto:
 
 # The layout TensorFlow (and BundleWriter) write for a stored entry, after ``dtype`` and
 # ``shape``: optional shard_id, offset, size (varints of at most 9 bytes), then the crc32c.
-_TAIL = re.compile(
+STORED_TAIL = re.compile(
     rb"(?:\x18([\x80-\xff]{0,8}[\x00-\x7f]))?(?:\x20([\x80-\xff]{0,8}[\x00-\x7f]))?"
     rb"(?:\x28([\x80-\xff]{0,8}[\x00-\x7f]))?\x35(.{4})",
     re.DOTALL,
 )
 
 
-def _varint_of(data: bytes | None) -> int:
+def varint_of(data: bytes | None) -> int:
     """The value of one varint of at most 9 bytes given as its bytes (None: absent, 0)."""
     if data is None:
         return 0
@@ -263,6 +263,8 @@ def _varint_of(data: bytes | None) -> int:
     if size == 3:
         return data[0] & 0x7F | (data[1] & 0x7F) << 7 | data[2] << 14
     x = int.from_bytes(data, "little")  # drop the continuation bits, 7 value bits per byte
+    if size == 4:  # offsets of 2 MB to 256 MB: the most common in large indexes
+        return (x & 0x7F) | (x >> 1 & 0x3F80) | (x >> 2 & 0x1FC000) | (x >> 3 & 0xFE00000)
     return (
         (x & 0x7F) | (x >> 1 & 0x3F80) | (x >> 2 & 0x1FC000) | (x >> 3 & 0xFE00000)
         | (x >> 4 & 0x7F0000000) | (x >> 5 & 0x3F800000000) | (x >> 6 & 0x1FC0000000000)
@@ -285,7 +287,7 @@ def decode_entries(values: Iterable[bytes]) -> list[EntryProto]:
     sizes: dict[bytes | None, int] = {}
     out: list[EntryProto] = []
     append = out.append
-    match = _TAIL.fullmatch
+    match = STORED_TAIL.fullmatch
     for value in values:
         if len(value) > 8 and value[0] == 0x08 and value[2] == 0x12 and value[1] | value[3] < 0x80:
             cut = 4 + value[3]
@@ -300,13 +302,13 @@ def decode_entries(values: Iterable[bytes]) -> list[EntryProto]:
                 shard, offset, size, crc = found.groups()
                 value_of_size = sizes.get(size)  # sizes repeat with the shapes
                 if value_of_size is None:
-                    value_of_size = _varint_of(size)
+                    value_of_size = varint_of(size)
                     if len(sizes) < _MAX_CACHED:
                         sizes[size] = value_of_size
                 append(
                     EntryProto(
-                        known.dtype, known.shape, 0 if shard is None else as_int32(_varint_of(shard)),
-                        _varint_of(offset), value_of_size, int.from_bytes(crc, "little"),
+                        known.dtype, known.shape, 0 if shard is None else as_int32(varint_of(shard)),
+                        varint_of(offset), value_of_size, int.from_bytes(crc, "little"),
                     )
                 )  # fmt: skip
                 continue

@@ -66,6 +66,8 @@ class Entry:
 
 _ENTRY_SETTERS = tuple(Entry.__dict__[f.name].__set__ for f in fields(Entry))
 _new_object = object.__new__
+# For loops that inline new_entry: object.__new__ and the setters of key, dtype, shape, nbytes, sliced.
+ENTRY_MAKER = (_new_object, _ENTRY_SETTERS)
 
 
 def new_entry(key: str, dtype: str, shape: tuple[int, ...], nbytes: int, sliced: bool) -> Entry:
