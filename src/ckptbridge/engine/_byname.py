@@ -12,7 +12,7 @@ from ckptbridge.engine._names import (
     strip_key,
     vocabulary_note,
 )
-from ckptbridge.engine._positions import may_hold_position, rank_positions
+from ckptbridge.engine._positions import positional_keys, rank_positions
 from ckptbridge.engine._slots import follows_weight
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, fit
@@ -35,7 +35,7 @@ def match_by_name(st: State, *, include_aux: bool = False) -> None:
 
 def _side_ranks(specs: Iterable[VarSpec]) -> Ranks:
     names = (n for s in specs for n in (s.name, *s.aliases))
-    return rank_positions(normalise(n) for n in names if may_hold_position(n))
+    return rank_positions(map(normalise, positional_keys(names)))
 
 
 def _norms(spec: VarSpec, ranks: Ranks, cache: Norms) -> set[str]:

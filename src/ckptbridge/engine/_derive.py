@@ -15,7 +15,7 @@ from ckptbridge.engine._apply_rules import (
     apply_renames,
     apply_sourced_transforms,
 )
-from ckptbridge.engine._aux import auxiliary_of
+from ckptbridge.engine._aux import auxiliaries
 from ckptbridge.engine._byname import match_by_name
 from ckptbridge.engine._diagnose import explain_missing
 from ckptbridge.engine._names import layout_compatible, strip_key
@@ -88,14 +88,8 @@ def _derive(
 
 
 def _classify(st: State) -> None:
-    for name in list(st.free_src):
-        aux = auxiliary_of(st.sources[name], st.sources)
-        if aux is not None:
-            st.aux[name] = aux
-    for name in list(st.free_tgt):
-        aux = auxiliary_of(st.targets[name], st.targets)
-        if aux is not None:
-            st.target_aux[name] = aux
+    st.aux.update(auxiliaries([st.sources[n] for n in st.free_src], st.sources))
+    st.target_aux.update(auxiliaries([st.targets[n] for n in st.free_tgt], st.targets))
 
 
 def _bert_family(st: State, given_presets: tuple[str, ...]) -> list[str]:
@@ -237,12 +231,15 @@ def _apply_transforms(st: State, rules: Rules) -> None:
                     steps, reason = kt.steps, f"{m.reason} + transforms[{i}]"
                 break
         tgt_shape = st.targets[target].shape
-        try:
-            shape = infer_shape(m.source_shapes, steps)
-        except CkptBridgeError as exc:
-            st.fail(target, f"{reason}: the steps do not fit the source shape(s): {exc}")
-            _release(st, m)
-            continue
+        if not steps and len(m.source_shapes) == 1:
+            shape = tuple(m.source_shapes[0])  # infer_shape's answer: no step to check
+        else:
+            try:
+                shape = infer_shape(m.source_shapes, steps)
+            except CkptBridgeError as exc:
+                st.fail(target, f"{reason}: the steps do not fit the source shape(s): {exc}")
+                _release(st, m)
+                continue
         if shape != tgt_shape:
             if len(m.sources) == 1 and layout_compatible(shape, tgt_shape):
                 steps = (*steps, Reshape(shape=tgt_shape))

@@ -17,7 +17,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
-__all__ = ["may_hold_position", "rank_positions"]
+__all__ = ["may_hold_position", "positional_keys", "rank_positions"]
 
 _CONTAINERS = frozenset({"_operations", "_layers", "_self_tracked_trackables"})
 _PREFIXED = re.compile(r"(layer|layer_with_weights)-(\d+)")
@@ -56,6 +56,16 @@ def may_hold_position(key: str) -> bool:
     (True, False)
     """
     return _RAW_SPOT.search(key) is not None
+
+
+def positional_keys(keys: Iterable[str]) -> list[str]:
+    """The raw ``keys`` that :func:`may_hold_position` (one C-level search each).
+
+    >>> positional_keys(["model/layer-3/kernel", "dense/kernel"])
+    ['model/layer-3/kernel']
+    """
+    search = _RAW_SPOT.search
+    return [k for k in keys if search(k)]
 
 
 def rank_positions(paths: Iterable[str]) -> dict[str, str]:

@@ -80,9 +80,9 @@ def bert_family(source: Iterable[str], target: Iterable[str]) -> BertFamily | No
     >>> bert_family(["bert/encoder/layer_0/attention/self/query/kernel"], ["dense/kernel"]) is None
     True
     """
-    sources = [strip_key(s) for s in source]
+    sources = list(map(strip_key, source))
     targets = list(target)
-    for src_rx, tgt_rx, family in _FAMILIES:
-        if any(src_rx.fullmatch(s) for s in sources) and any(tgt_rx.search(t) for t in targets):
+    for src_rx, tgt_rx, family in _FAMILIES:  # map: one C-level call per key, no generator frame
+        if any(map(src_rx.fullmatch, sources)) and any(map(tgt_rx.search, targets)):
             return family
     return None
