@@ -15,7 +15,6 @@ import gc
 import json
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except (CkptBridgeError, OSError) as exc:
         if args.debug:
+            import traceback  # only here: it costs more start-up than argparse
+
             traceback.print_exc()
         message = str(exc)
         print(

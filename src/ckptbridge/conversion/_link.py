@@ -11,8 +11,11 @@ adopted whole (``add_shard``, their entries keep their offsets), element-wise tr
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,19 +132,44 @@ def _reuse_shards(
     every entry they hold, read in place from the source's page cache: one pass over the bytes
     per purpose, overlapped, shards in parallel. A damaged or truncated source fails the item.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     todo = [(path, entries, dest) for (path, entries), dest in zip(shards, dests, strict=True)]
     if link:
         todo = [(path, entries, dest) for path, entries, dest in todo if not _link(path, dest)]
     if not todo:
         return set()
-    with ThreadPoolExecutor(max_workers=min(4, 2 * len(todo))) as pool:
-        jobs = [pool.submit(_check_source, path, entries) for path, entries, _ in todo]
-        jobs += [pool.submit(_copy_file, path, dest) for path, _, dest in todo]
-        for job in jobs:
-            job.result()
+    jobs = [functools.partial(_check_source, path, entries) for path, entries, _ in todo]
+    jobs += [functools.partial(_copy_file, path, dest) for path, _, dest in todo]
+    _run_all(jobs, workers=min(4, 2 * len(todo)))
     return {path for path, _, _ in todo}
+
+
+def _run_all(jobs: Sequence[Callable[[], None]], workers: int) -> None:
+    """Run ``jobs`` on ``workers`` threads, all to the end; then raise the first failure (in job
+    order). What a ThreadPoolExecutor does here, without importing concurrent.futures (and
+    logging) at start-up."""
+    failures: list[BaseException | None] = [None] * len(jobs)
+    queue = iter(enumerate(jobs))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                item = next(queue, None)
+            if item is None:
+                return
+            try:
+                item[1]()
+            except BaseException as exc:  # re-raised in the calling thread
+                failures[item[0]] = exc
+
+    threads = [threading.Thread(target=work, name=f"ckptbridge-copy-{i}") for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for failure in failures:
+        if failure is not None:
+            raise failure
 
 
 def _check_source(path: Path, entries: list[Located]) -> None:
