@@ -99,9 +99,9 @@ def _auxiliary(name: str, fact: OptimizerFact, spec_name: dict[str, str]) -> Aux
 
 def _through(path: str, optimizers: AbstractSet[str]) -> bool:
     """Whether a path goes through an optimizer object (``opt/_trainable_variables/0``)."""
-    return "optimizer" in path.split("/") or any(
-        path == o or path.startswith(o + "/") for o in optimizers
-    )
+    if "optimizer" in path and "optimizer" in path.split("/"):  # the substring test is quicker
+        return True
+    return bool(optimizers) and any(path == o or path.startswith(o + "/") for o in optimizers)
 
 
 def _model_named(spec: VarSpec, optimizers: AbstractSet[str] = frozenset()) -> VarSpec:
