@@ -13,6 +13,7 @@ from ckptbridge.format._bundle_proto import (
     decode_entries,
     decode_entry,
     decode_header,
+    decode_record,
     encode_entry,
     encode_header,
     encode_slice_key,
@@ -116,5 +117,8 @@ def test_decode_entries_fast_path_equals_decode_entry(
     except ProtoError:
         with pytest.raises(ProtoError):
             decode_entries([bytes(data)])
+        with pytest.raises(ProtoError):
+            decode_record(bytes(data))
         return
     assert decode_entries([bytes(data)]) == [expected]
+    assert decode_record(bytes(data)) == expected

@@ -35,6 +35,7 @@ from ckptbridge.format._bundle_proto import (
     decode_entries,
     decode_entry,
     decode_header,
+    decode_record,
     slice_key,
     varint_of,
 )
@@ -283,7 +284,9 @@ class BundleReader:
 
     def _proto(self, key: str) -> EntryProto:
         proto = self._protos[key]
-        return decode_entry(proto) if isinstance(proto, bytes) else proto
+        if isinstance(proto, bytes):  # decoded once, when first read
+            proto = self._protos[key] = decode_record(proto)
+        return proto
 
     def _kind(self, key: str, proto: EntryProto) -> tuple[str, int]:
         """The dtype name and the exact byte size (-1: not fixed) of ``proto``'s dtype and shape."""
