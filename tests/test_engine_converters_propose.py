@@ -175,7 +175,9 @@ def test_ambiguous_targets_are_unmatched_with_candidates() -> None:
         "a/lstm_cell/kernel", "a/lstm_cell/bias", "b/lstm_cell/kernel", "b/lstm_cell/bias",
     }  # fmt: skip
     assert result.unmatched[0].why.endswith(
-        "the order of the cells does not settle it. Name the pairing with rules (map or transforms)."
+        "the order of the cells does not settle it. Name the pairing with a rule: map one kernel "
+        "of each cell to the cell your code means, e.g. map: {a/lstm_cell/kernel: "
+        "lstm/lstm_cell/kernel} (the converter carries the cell's other variables)"
     )
 
 

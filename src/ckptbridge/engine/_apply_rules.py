@@ -36,13 +36,36 @@ def _drop(
             st.unused_rules.append(f"{rule}[{i}] ({pattern!r}) matched no {what}")
 
 
-def apply_map(st: State, rules: Rules, labels: tuple[str, str]) -> None:
-    """Explicit ``map`` pairs; a key that names nothing is a RulesError with "Did you mean"."""
+def resolved_map(st: State, rules: Rules) -> dict[str, str]:
+    """The ``map`` pairs whose key and name both resolve: checkpoint key -> target name.
+
+    >>> resolved_map(st, Rules(map={"fc/weights:0": "dense/kernel"}))
+    {'fc/weights': 'dense/kernel'}
+    """
+    src_lookup, tgt_lookup = _lookup(st.sources), _lookup(st.targets)
+    out: dict[str, str] = {}
+    for src_key, tgt_key in rules.map.items():
+        src = _resolve(src_key, src_lookup)
+        tgt = _resolve(tgt_key, tgt_lookup) or _resolve_suffix(tgt_key, st)
+        if src is not None and tgt is not None:
+            out[src] = tgt
+    return out
+
+
+def apply_map(
+    st: State, rules: Rules, labels: tuple[str, str], handled: Mapping[str, str] | None = None
+) -> None:
+    """Explicit ``map`` pairs; a key that names nothing is a RulesError with "Did you mean".
+
+    Pairs in ``handled`` (resolved key -> name) are left to whoever handles them (the layer
+    converters, for a pair that names two RNN cells).
+    """
     if not rules.map:
         return
     problems: list[str] = []
     src_lookup = _lookup(st.sources)
     tgt_lookup = _lookup(st.targets)
+    handled = handled or {}
     for src_key, tgt_key in rules.map.items():
         src = _resolve(src_key, src_lookup)
         tgt = _resolve(tgt_key, tgt_lookup) or _resolve_suffix(tgt_key, st)
@@ -50,6 +73,8 @@ def apply_map(st: State, rules: Rules, labels: tuple[str, str]) -> None:
             problems.append(_unknown(f"map[{src_key}]", src_key, "key", labels[0], st.sources))
         if tgt is None:
             problems.append(_unknown(f"map[{src_key}]", tgt_key, "name", labels[1], st.targets))
+        if src is not None and tgt is not None and handled.get(src) == tgt:
+            continue
         if src is not None and tgt is not None:
             if src in st.ignored:  # an explicit pair is more specific than an ignore pattern
                 st.ignored.remove(src)

@@ -6,6 +6,7 @@ import gc
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ckptbridge._errors import CkptBridgeError, MappingError, RulesError
 from ckptbridge._text import fmt_shape
@@ -14,6 +15,7 @@ from ckptbridge.engine._apply_rules import (
     apply_map,
     apply_renames,
     apply_sourced_transforms,
+    resolved_map,
 )
 from ckptbridge.engine._aux import auxiliaries
 from ckptbridge.engine._byname import match_by_name
@@ -26,6 +28,9 @@ from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._structure import match_by_structure
 from ckptbridge.engine.families import bert_family, slim_order
 from ckptbridge.rules._model import Cast, Options, Reshape, Rules, Step
+
+if TYPE_CHECKING:
+    from ckptbridge.engine.converters import Pin
 
 
 def derive(
@@ -68,14 +73,15 @@ def _derive(
         rules = expand_presets(rules)
     st = State.build(source, target, labels)
     apply_ignores(st, rules)
-    apply_map(st, rules, labels)
+    pins = _cell_pins(st, rules)
+    apply_map(st, rules, labels, {p.source: p.target for p in pins})
     apply_sourced_transforms(st, rules, labels)
     _classify(st)
     apply_renames(st, rules)
     if rules.options.derive:
         held = _bert_family(st, given_presets)
         _recognise_order(st)
-        _run_converters(st, rules.options)
+        _run_converters(st, rules.options, pins)
         match_by_name(st, include_aux=rules.options.optimizer_state)
         match_by_structure(st)
         st.free_src.update(dict.fromkeys(held))
@@ -137,7 +143,17 @@ def _recognise_order(st: State) -> None:
     st.family = order.family
 
 
-def _run_converters(st: State, options: Options) -> None:
+def _cell_pins(st: State, rules: Rules) -> list[Pin]:
+    """``map`` pairs that name which RNN cell feeds which (``converters.cell_pins``): the layer
+    converters carry them with their steps, instead of a plain copy that cannot fit."""
+    if not rules.map or not rules.options.derive:
+        return []
+    from ckptbridge.engine.converters import cell_pins  # imports the engine's own modules
+
+    return cell_pins(st.free_sources(), st.free_targets(), resolved_map(st, rules))
+
+
+def _run_converters(st: State, options: Options, pins: Sequence[Pin] = ()) -> None:
     """Layer-converter hook: ``ckptbridge.engine.converters.propose(source, target, options)``.
 
     Its ``matches`` are taken as they are (several sources and steps allowed; a source may feed
@@ -149,7 +165,7 @@ def _run_converters(st: State, options: Options) -> None:
     srcs, tgts = st.free_sources(), st.free_targets()
     if not srcs or not tgts:
         return
-    result = propose(srcs, tgts, options)
+    result = propose(srcs, tgts, options, pins)
     for m in result.matches:
         if m.target in st.free_tgt and all(s in st.sources for s in m.sources):
             st.take(m.sources, m.target, tuple(m.steps), m.reason or "layer converter")

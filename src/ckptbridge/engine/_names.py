@@ -127,9 +127,18 @@ def unnumbered_scope(scope: str) -> str:
     >>> unnumbered_scope("rnn/multi_rnn_cell/cell_1/lstm_cell"), unnumbered_scope("bidirectional_rnn/bw")
     ('rnn/multi_rnn_cell/cell/lstm_cell', 'bidirectional_rnn/<dir>')
     """
+    return _COUNTER_RE.sub("", undirected_scope(scope))
+
+
+def undirected_scope(scope: str) -> str:
+    """``scope`` with its directions (``fw``/``bw``, ``forward_``/``backward_``) made alike, its
+    numbers kept: the form to compare where numbers are not creation order.
+
+    >>> undirected_scope("bidirectional_1/backward_lstm_1"), undirected_scope("birnn/fw")
+    ('bidirectional_1/<dir>_lstm_1', 'birnn/<dir>')
+    """
     scope = _DIR_RE.sub(r"\1<dir>", scope)
-    scope = _DIRECTION_RE.sub(r"\1<dir>_", scope)
-    return _COUNTER_RE.sub("", scope)
+    return _DIRECTION_RE.sub(r"\1<dir>_", scope)
 
 
 def suffixes(norm: str) -> Iterable[tuple[int, str]]:

@@ -12,6 +12,7 @@ Pure: no TensorFlow import, no file I/O.
 
 from __future__ import annotations
 
+from ckptbridge.engine.converters._pairing import Pin, cell_pins
 from ckptbridge.engine.converters._propose import ConverterResult, propose
 
-__all__ = ["ConverterResult", "propose"]
+__all__ = ["ConverterResult", "Pin", "cell_pins", "propose"]

@@ -29,6 +29,7 @@ from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine.converters._cells import (
     BIAS_LEAVES,
     KERNEL_LEAVES,
+    all_counted,
     first_order,
     natural_key,
     order_known,
@@ -65,6 +66,7 @@ class AttentionBlock:
     head_dim: int | None = None
     order: int | None = None
     sort_key: tuple[object, ...] = field(default=())
+    counted: bool = True
 
     @property
     def signature(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -169,6 +171,7 @@ def _block(parent: str, leaves: Mapping[str, Mapping[str, VarSpec]]) -> Attentio
         head_dim,
         first_order(roles.values()),
         sort_key=natural_key(parent),
+        counted=all_counted(roles.values()),
     )
 
 
@@ -229,8 +232,11 @@ def _sorted(blocks: list[AttentionBlock]) -> list[AttentionBlock]:
 
 
 def _order_known(blocks: list[AttentionBlock]) -> bool:
-    """Creation orders, or scopes that differ only by number (``layer_0``): never alphabetical."""
-    return order_known([b.order for b in blocks], [b.scope for b in blocks])
+    """Creation orders, or scopes that differ only by number (``layer_0``) where numbers are
+    creation order: never alphabetical, never by Keras 3's numbers off TensorFlow."""
+    return order_known(
+        [b.order for b in blocks], [b.scope for b in blocks], all(b.counted for b in blocks)
+    )
 
 
 def _pair(
@@ -272,6 +278,15 @@ def _refuse(
     else:
         why = f"source attention block {cands[0].scope!r} fits {len(rivals)} target blocks "
         why += f"equally well: {_scopes(rivals)}"
+    uncounted = sorted({b.scope for b in (*cands, *rivals) if not b.counted and b.order is None})
+    if uncounted:
+        names = ", ".join(repr(u) for u in uncounted[:_SHOWN])
+        more = f" and {len(uncounted) - _SHOWN} more" if len(uncounted) > _SHOWN else ""
+        why += (
+            f"; the numbers in {names}{more} are not creation order (Keras 3 off TensorFlow numbers "
+            "layers when they are made, not when a call builds them, and recorded no order for "
+            "this model)"
+        )
     why += (
         "; their creation order does not settle it. Name the pairing with rules: a 'rename' "
         "whose pattern carries the layer number (see the 'bert' preset), or 'map' entries."

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ckptbridge.engine._names import natural_key as names_natural_key
-from ckptbridge.engine._names import strip_key, unnumbered_scope
+from ckptbridge.engine._names import strip_key, undirected_scope, unnumbered_scope
 from ckptbridge.engine._spec import VarSpec
 
 CellKind = Literal["lstm", "gru", "simple"]
@@ -62,6 +62,7 @@ class Cell:
     reset_after: bool = False
     order: int | None = None
     sort_key: tuple[object, ...] = field(default=())
+    counted: bool = True
 
     @property
     def specs(self) -> tuple[VarSpec, ...]:
@@ -100,20 +101,30 @@ def natural_key(scope: str) -> tuple[object, ...]:
     return tuple(parts)
 
 
-def order_known(orders: Sequence[int | None], scopes: Sequence[str]) -> bool:
+def order_known(orders: Sequence[int | None], scopes: Sequence[str], counted: bool = True) -> bool:
     """Whether sorting by order settles which unit comes first (False: only the alphabet would).
 
     Creation orders settle it; without them, scopes must differ only where TensorFlow numbers
     or directs units (``cell_0``/``cell_1``, ``rnn``/``rnn_1``, ``fw``/``bw``), never by name.
+    Where the numbers are not creation order (``counted`` False: Keras 3 off TensorFlow numbers
+    layers when it makes them, not when a call builds them), only directions settle it.
 
     >>> order_known([None, None], ["encoder/rnn/lstm_cell", "decoder/rnn/lstm_cell"])
     False
     >>> order_known([None, None], ["rnn/multi_rnn_cell/cell_1", "rnn/multi_rnn_cell/cell_0"])
     True
+    >>> order_known([None, None], ["lstm/lstm_cell", "lstm_1/lstm_cell"], counted=False)
+    False
     """
     if len(scopes) < 2 or all(o is not None for o in orders):
         return True
-    return len({unnumbered_scope(scope) for scope in scopes}) == 1
+    form = unnumbered_scope if counted else undirected_scope
+    return len({form(scope) for scope in scopes}) == 1
+
+
+def all_counted(specs: Iterable[VarSpec]) -> bool:
+    """Whether the numbers in every one of ``specs``' names are creation order (``VarSpec.counted``)."""
+    return all(s.counted for s in specs)
 
 
 def detect_cells(specs: Sequence[VarSpec]) -> list[Cell]:
@@ -185,6 +196,7 @@ def _keras_cell(scope: str, leaves: Mapping[str, VarSpec]) -> Cell | None:
         reset_after=reset_after,
         order=first_order(roles.values()),
         sort_key=natural_key(scope),
+        counted=all_counted(roles.values()),
     )
 
 
@@ -228,6 +240,7 @@ def _tf1_lstm(
         tuple(extra),
         order=first_order([kernel, bias, *extra]),
         sort_key=natural_key(scope),
+        counted=all_counted([kernel, bias, *extra]),
     )
 
 
@@ -275,6 +288,7 @@ def _tf1_gru(scope: str, gates: Mapping[str, VarSpec], cand: Mapping[str, VarSpe
         found,
         order=first_order(found.values()),
         sort_key=natural_key(scope),
+        counted=all_counted(found.values()),
     )
 
 
@@ -300,4 +314,5 @@ def _tf1_simple(scope: str, leaves: Mapping[str, VarSpec]) -> Cell | None:
         roles,
         order=first_order(roles.values()),
         sort_key=natural_key(scope),
+        counted=all_counted(roles.values()),
     )

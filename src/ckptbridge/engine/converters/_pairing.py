@@ -4,23 +4,31 @@ Rules, for each cell kind (LSTM, GRU, simple RNN), with source and target cells 
 (``VarSpec.order`` when every cell has one, else the natural order of their scopes, forward
 before backward):
 
+0. a ``map`` rule that pairs a variable of one cell with a variable of the other (``map:
+   {encoder/rnn/lstm_cell/kernel: lstm_1/lstm_cell/kernel}``) pairs the two cells (:class:`Pin`);
 1. same number of cells, the order known on both sides (creation orders, or scopes that differ only
-   by TensorFlow's numbering or fw/bw, never just alphabetically), and every positional pair agrees
-   on (in, h): pair by order;
+   by TensorFlow's numbering or fw/bw, never just alphabetically; where the numbers in a side's
+   names are not creation order, ``VarSpec.counted`` False, only by fw/bw), and every positional
+   pair agrees on (in, h): pair by order;
 2. one source cell ``.../multi_rnn_cell/cell_0`` and several targets that all fit it: the cell
    object was reused by every layer (``MultiRNNCell([cell] * n)``), so it feeds them all;
-3. otherwise a target and a source that fit only each other are paired by shape; a target that
-   several sources fit (or that shares its only source with another target) is ambiguous, and
-   is reported (with at most three candidates), never guessed.
+3. otherwise a target and a source that fit only each other are paired by shape; among cells
+   that fit several, a target and a source whose scopes share the words that set each apart from
+   its rivals (``encoder`` in ``encoder/rnn/lstm_cell`` and ``model/encoder/lstm_cell``; numbers
+   count only where they are creation order) are paired by name; any other target that several
+   sources fit (or that shares its only source with another target) is ambiguous, and is
+   reported (with at most three candidates and the rule that settles it), never guessed.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ckptbridge.engine.converters._cells import Cell, order_known
+from ckptbridge.engine._names import unnumbered_scope
+from ckptbridge.engine._spec import VarSpec
+from ckptbridge.engine.converters._cells import Cell, detect_cells, order_known
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,8 +49,52 @@ class Ambiguous:
     why: str
 
 
+@dataclass(frozen=True)
+class Pin:
+    """A ``map`` rule naming a pairing: the cell holding ``source`` feeds the cell holding ``target``.
+
+    ``rule`` is how the plan cites it (``"map[encoder/rnn/lstm_cell/kernel]"``).
+    """
+
+    source: str
+    target: str
+    rule: str
+
+
+def cell_pins(
+    sources: Sequence[VarSpec], targets: Sequence[VarSpec], pairs: Mapping[str, str]
+) -> list[Pin]:
+    """The ``map`` pairs (source key -> target name, as resolved) that name a pairing of RNN cells.
+
+    A pair counts when its source is a variable of a cell on one side and its target a variable
+    of a cell of the same kind and the other layout (TF1 / Keras) whose shape differs, so that
+    the pair alone could not be restored: the converter carries the cells' other variables.
+
+    >>> src = [VarSpec("enc/rnn/lstm_cell/kernel", (12, 16)), VarSpec("enc/rnn/lstm_cell/bias", (16,))]
+    >>> dst = [VarSpec(f"lstm/lstm_cell/{leaf}", shape) for leaf, shape in
+    ...        (("kernel", (8, 16)), ("recurrent_kernel", (4, 16)), ("bias", (16,)))]
+    >>> cell_pins(src, dst, {"enc/rnn/lstm_cell/kernel": "lstm/lstm_cell/kernel"})[0].rule
+    'map[enc/rnn/lstm_cell/kernel]'
+    """
+    if not pairs:
+        return []
+    src_cells, dst_cells = _by_variable(detect_cells(sources)), _by_variable(detect_cells(targets))
+    pins = []
+    for src_key, tgt_name in pairs.items():
+        s, t = src_cells.get(src_key), dst_cells.get(tgt_name)
+        if s is None or t is None or s[0].kind != t[0].kind or s[0].layout == t[0].layout:
+            continue
+        if s[1].shape != t[1].shape:
+            pins.append(Pin(src_key, tgt_name, f"map[{src_key}]"))
+    return pins
+
+
+def _by_variable(cells: Sequence[Cell]) -> dict[str, tuple[Cell, VarSpec]]:
+    return {spec.name: (c, spec) for c in cells for spec in c.roles.values()}
+
+
 def pair_cells(
-    sources: Sequence[Cell], targets: Sequence[Cell]
+    sources: Sequence[Cell], targets: Sequence[Cell], pins: Sequence[Pin] = ()
 ) -> tuple[list[Pair], list[Ambiguous]]:
     """Pair cells of opposite layouts and equal kind; return the pairs and the ambiguous targets.
 
@@ -54,8 +106,7 @@ def pair_cells(
     >>> [p.how for p in pair_cells(src, dst)[0]]
     ['by order (cell 1 of 1)']
     """
-    pairs: list[Pair] = []
-    ambiguous: list[Ambiguous] = []
+    pairs, ambiguous, sources, targets = _pinned(sources, targets, pins)
     for kind in ("lstm", "gru", "simple"):
         for layout in ("tf1", "keras"):
             src = _sorted([c for c in sources if c.kind == kind and c.layout == layout])
@@ -65,6 +116,31 @@ def pair_cells(
                 pairs.extend(p)
                 ambiguous.extend(a)
     return pairs, ambiguous
+
+
+def _pinned(
+    sources: Sequence[Cell], targets: Sequence[Cell], pins: Sequence[Pin]
+) -> tuple[list[Pair], list[Ambiguous], list[Cell], list[Cell]]:
+    """Pairs the ``map`` rules name (or refuse: cells that do not fit), and the cells left."""
+    src_of, dst_of = _by_variable(sources), _by_variable(targets)
+    pairs: list[Pair] = []
+    refused: list[Ambiguous] = []
+    taken: set[int] = set()
+    for pin in pins:
+        s, t = src_of.get(pin.source), dst_of.get(pin.target)
+        if s is None or t is None or id(t[0]) in taken:
+            continue
+        taken.update((id(s[0]), id(t[0])))
+        if fits(s[0], t[0]):
+            pairs.append(Pair(s[0], t[0], f"named by rule {pin.rule}"))
+        else:
+            why = (
+                f"rule {pin.rule} pairs it with {s[0].label}, which does not fit (input width and "
+                "units must be equal); map a variable of a cell that fits, or fix the model"
+            )
+            refused.append(Ambiguous(t[0], (s[0],), why))
+    rest_src = [c for c in sources if id(c) not in taken]
+    return pairs, refused, rest_src, [c for c in targets if id(c) not in taken]
 
 
 def fits(source: Cell, target: Cell) -> bool:
@@ -103,7 +179,9 @@ def _pair_kind(src: list[Cell], dst: list[Cell]) -> tuple[list[Pair], list[Ambig
 
 
 def _order_known(cells: list[Cell]) -> bool:
-    return order_known([c.order for c in cells], [c.scope for c in cells])
+    return order_known(
+        [c.order for c in cells], [c.scope for c in cells], all(c.counted for c in cells)
+    )
 
 
 def _shared_cell(src: list[Cell], dst: list[Cell]) -> bool:
@@ -121,6 +199,9 @@ def _pair_by_shape(src: list[Cell], dst: list[Cell]) -> tuple[list[Pair], list[A
         by_sig_src[(s.input_dim, s.units)].append(s)
     for t in dst:
         by_sig_dst[(t.input_dim, t.units)].append(t)
+    named: dict[int, tuple[Cell, str]] = {}
+    for sig, rivals in by_sig_dst.items():
+        named.update(_pair_by_name(by_sig_src.get(sig, []), rivals))
     pairs: list[Pair] = []
     ambiguous: list[Ambiguous] = []
     for t in dst:
@@ -131,19 +212,93 @@ def _pair_by_shape(src: list[Cell], dst: list[Cell]) -> tuple[list[Pair], list[A
         if len(cands) == 1 and len(rivals) == 1:
             pairs.append(Pair(cands[0], t, "by shape (the only cell with this in and h)"))
             continue
-        if len(cands) > 1:
-            why = f"{len(cands)} source cells fit {t.label} equally well: {_scopes(cands)}"
-        else:
-            why = (
-                f"source cell {cands[0].scope!r} fits {len(rivals)} target cells equally well: "
-                f"{_scopes(rivals)}"
-            )
-        why += (
-            "; the order of the cells does not settle it. Name the pairing with rules "
-            "(map or transforms)."
-        )
-        ambiguous.append(Ambiguous(t, tuple(cands[:_SHOWN]), why))
+        if id(t) in named:
+            source, word = named[id(t)]
+            pairs.append(Pair(source, t, f"by name ({word!r} in both scopes, no rival has it)"))
+            continue
+        taken = {id(s) for s, _ in named.values()}
+        left = [s for s in cands if id(s) not in taken] or cands
+        ambiguous.append(Ambiguous(t, tuple(left[:_SHOWN]), _tie(t, left, rivals)))
     return pairs, ambiguous
+
+
+def _pair_by_name(src: list[Cell], dst: list[Cell]) -> dict[int, tuple[Cell, str]]:
+    """Among cells of one shape, ``id(target) -> (source, the word)`` where the words that set a
+    target apart from its rivals and a source apart from the other candidates name each other
+    alone (the best overlap, both ways, and no tie)."""
+    if len(src) < 2 and len(dst) < 2:
+        return {}
+    src_words, dst_words = _distinct_words(src), _distinct_words(dst)
+
+    def best(words: set[str], others: list[set[str]]) -> int | None:
+        scores = [len(words & o) for o in others]
+        top = max(scores, default=0)
+        return scores.index(top) if top and scores.count(top) == 1 else None
+
+    out: dict[int, tuple[Cell, str]] = {}
+    for j, t in enumerate(dst):
+        i = best(dst_words[j], src_words)
+        if i is not None and best(src_words[i], dst_words) == j:
+            out[id(t)] = (src[i], sorted(dst_words[j] & src_words[i])[0])
+    return out
+
+
+def _distinct_words(cells: list[Cell]) -> list[set[str]]:
+    """Each cell's scope words that not every cell of ``cells`` has."""
+    words = [_words(c) for c in cells]
+    common = set.intersection(*words) if words else set()
+    return [w - common for w in words]
+
+
+def _words(cell: Cell) -> set[str]:
+    """The words of a cell's scope as a name can match them: directions made alike (``fw`` is
+    ``forward_lstm``), numbers dropped where they are not creation order."""
+    out: set[str] = set()
+    for part in cell.scope.split("/"):
+        for prefix, word in (("fw", "<fw>"), ("bw", "<bw>"), ("forward_", "<fw>"),
+                             ("backward_", "<bw>")):  # fmt: skip
+            if part == prefix or (prefix.endswith("_") and part.startswith(prefix)):
+                out.add(word)
+                part = part[len(prefix) :]
+                break
+        out.add(part if cell.counted else unnumbered_scope(part))
+    out.discard("")
+    return out
+
+
+def _tie(t: Cell, cands: list[Cell], rivals: list[Cell]) -> str:
+    """Why ``t`` stays unmatched, and the rule that settles it."""
+    if len(cands) > 1:
+        why = f"{len(cands)} source cells fit {t.label} equally well: {_scopes(cands)}"
+    else:
+        why = (
+            f"source cell {cands[0].scope!r} fits {len(rivals)} target cells equally well: "
+            f"{_scopes(rivals)}"
+        )
+    uncounted = sorted({c.scope for c in (*cands, *rivals) if not c.counted and c.order is None})
+    if uncounted:
+        why += (
+            f"; their order is unknown: the numbers in {_texts(uncounted)} are not creation order "
+            "(Keras 3 off TensorFlow numbers layers when they are made, not when a call builds "
+            "them, and recorded no order for this model)"
+        )
+    else:
+        why += "; the order of the cells does not settle it"
+    example = f"{_first_var(cands[0])}: {_first_var(t)}"
+    return (
+        f"{why}. Name the pairing with a rule: map one kernel of each cell to the cell your code "
+        f"means, e.g. map: {{{example}}} (the converter carries the cell's other variables)"
+    )
+
+
+def _first_var(cell: Cell) -> str:
+    return next(iter(cell.roles.values())).name
+
+
+def _texts(scopes: Sequence[str]) -> str:
+    text = ", ".join(repr(s) for s in scopes[:_SHOWN])
+    more = len(scopes) - _SHOWN
+    return f"{text} and {more} more" if more > 0 else text
 
 
 _SHOWN = 3

@@ -15,7 +15,7 @@ from ckptbridge.engine.converters._cells import Cell, detect_cells
 from ckptbridge.engine.converters._common import fmt, refuse
 from ckptbridge.engine.converters._gru import gru_to_keras, gru_to_tf1
 from ckptbridge.engine.converters._lstm import lstm_to_keras, lstm_to_tf1
-from ckptbridge.engine.converters._pairing import Pair, pair_cells
+from ckptbridge.engine.converters._pairing import Pair, Pin, pair_cells
 from ckptbridge.engine.converters._simple import simple_to_keras, simple_to_tf1
 from ckptbridge.rules._model import Options
 
@@ -33,7 +33,10 @@ class ConverterResult:
 
 
 def propose(
-    source: Sequence[VarSpec], target: Sequence[VarSpec], options: Options | None = None
+    source: Sequence[VarSpec],
+    target: Sequence[VarSpec],
+    options: Options | None = None,
+    pins: Sequence[Pin] = (),
 ) -> ConverterResult:
     """Match RNN cells and attention blocks across the TF1/Keras divide, in either direction.
 
@@ -50,7 +53,8 @@ def propose(
     TF1 cell is on; the first that matches wins), ``options.forget_bias`` when the rules set it,
     the value the cell's graph adds (``VarSpec.constants`` of its bias, read from the ``.meta``),
     else TensorFlow's default 1.0, assumed and said so in ``ConverterResult.notes``. A graph that
-    adds several values to one cell is a refusal, not a guess.
+    adds several values to one cell is a refusal, not a guess. ``pins`` (:func:`cell_pins`, from
+    the rules' ``map``) name pairings of cells that order, shape and names cannot settle.
 
     >>> src = [VarSpec("rnn/basic_lstm_cell/weights", (160, 320)),
     ...        VarSpec("rnn/basic_lstm_cell/biases", (320,))]
@@ -63,7 +67,7 @@ def propose(
     """
     options = options or Options()
     patterns = _compile(options.forget_bias_per_key)
-    pairs, ambiguous = pair_cells(detect_cells(source), detect_cells(target))
+    pairs, ambiguous = pair_cells(detect_cells(source), detect_cells(target), pins)
     result = ConverterResult()
     for amb in ambiguous:
         result.unmatched.extend(refuse(amb.target, amb.why, amb.candidates))
