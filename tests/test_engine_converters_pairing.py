@@ -524,3 +524,34 @@ def test_corpus_gru_stack_in_a_subclassed_model(corpus: Path) -> None:
     assert "'stack/gru_1/gru_cell', 'stack/gru_2/gru_cell' are not creation order" in (
         plan.missing[0].why
     )
+
+
+def test_map_rules_naming_two_cells_for_one_are_refused() -> None:
+    target = _keras_cell("m/lstm/lstm_cell", 4, 4, counted=False)
+    target += _keras_cell("m/lstm_1/lstm_cell", 4, 4, counted=False)
+    rules = {
+        "map": {
+            "encoder/rnn/lstm_cell/kernel": "m/lstm/lstm_cell/kernel",
+            "decoder/rnn/lstm_cell/kernel": "m/lstm/lstm_cell/recurrent_kernel",
+        }
+    }
+    plan = derive(ENC_DEC, target, ckptbridge.Rules.model_validate(rules))
+    assert plan.matches == []
+    why = {u.target: u.why for u in plan.missing}
+    assert why["m/lstm/lstm_cell/bias"] == (
+        "rule map[encoder/rnn/lstm_cell/kernel] and rule map[decoder/rnn/lstm_cell/kernel] pair it "
+        "with different cells ('encoder/rnn/lstm_cell', 'decoder/rnn/lstm_cell'); keep the one "
+        "your code means"
+    )
+
+
+def test_a_map_rule_between_cells_that_do_not_fit_is_refused() -> None:
+    target = _keras_cell("m/lstm/lstm_cell", 3, 4, counted=False)
+    rules = {"map": {"encoder/rnn/lstm_cell/kernel": "m/lstm/lstm_cell/kernel"}}
+    plan = derive(ENC_DEC, target, ckptbridge.Rules.model_validate(rules))
+    assert plan.matches == []
+    assert plan.missing[0].why == (
+        "rule map[encoder/rnn/lstm_cell/kernel] pairs it with TF1 LSTM cell "
+        "'encoder/rnn/lstm_cell' (in 4, h 4), which does not fit (input width and units must be "
+        "equal); map a variable of a cell that fits, or fix the model"
+    )

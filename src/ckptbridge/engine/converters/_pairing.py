@@ -121,24 +121,36 @@ def pair_cells(
 def _pinned(
     sources: Sequence[Cell], targets: Sequence[Cell], pins: Sequence[Pin]
 ) -> tuple[list[Pair], list[Ambiguous], list[Cell], list[Cell]]:
-    """Pairs the ``map`` rules name (or refuse: cells that do not fit), and the cells left."""
+    """Pairs the ``map`` rules name (or refusals: cells that do not fit, or rules that name
+    several source cells for one target cell), and the cells left to the other rules."""
     src_of, dst_of = _by_variable(sources), _by_variable(targets)
+    named: dict[int, tuple[Cell, list[tuple[Cell, Pin]]]] = {}
+    for pin in pins:
+        held_s, held_t = src_of.get(pin.source), dst_of.get(pin.target)
+        if held_s is not None and held_t is not None:
+            named.setdefault(id(held_t[0]), (held_t[0], []))[1].append((held_s[0], pin))
     pairs: list[Pair] = []
     refused: list[Ambiguous] = []
     taken: set[int] = set()
-    for pin in pins:
-        s, t = src_of.get(pin.source), dst_of.get(pin.target)
-        if s is None or t is None or id(t[0]) in taken:
-            continue
-        taken.update((id(s[0]), id(t[0])))
-        if fits(s[0], t[0]):
-            pairs.append(Pair(s[0], t[0], f"named by rule {pin.rule}"))
+    for t, found in named.values():
+        cells = list({id(s): s for s, _ in found}.values())
+        taken.update({id(t), *(id(s) for s in cells)})
+        s, pin = found[0]
+        if len(cells) > 1:
+            rules = " and ".join(f"rule {p.rule}" for _, p in found)
+            why = (
+                f"{rules} pair it with different cells ({_scopes(cells)}); keep the one your "
+                "code means"
+            )
+            refused.append(Ambiguous(t, tuple(cells[:_SHOWN]), why))
+        elif fits(s, t):
+            pairs.append(Pair(s, t, f"named by rule {pin.rule}"))
         else:
             why = (
-                f"rule {pin.rule} pairs it with {s[0].label}, which does not fit (input width and "
+                f"rule {pin.rule} pairs it with {s.label}, which does not fit (input width and "
                 "units must be equal); map a variable of a cell that fits, or fix the model"
             )
-            refused.append(Ambiguous(t[0], (s[0],), why))
+            refused.append(Ambiguous(t, (s,), why))
     rest_src = [c for c in sources if id(c) not in taken]
     return pairs, refused, rest_src, [c for c in targets if id(c) not in taken]
 
