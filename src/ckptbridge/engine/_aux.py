@@ -6,7 +6,7 @@ import re
 from collections.abc import Container, Iterable
 
 from ckptbridge.engine._names import strip_key
-from ckptbridge.engine._plan import Auxiliary, AuxKind
+from ckptbridge.engine._plan import Auxiliary, AuxKind, new_auxiliary
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.format._types import ATTRIBUTES_SUFFIX
 
@@ -42,8 +42,7 @@ _AUX_LEAF = re.compile(
     rf"(?:(?P<ema>ExponentialMovingAverage)|(?P<power>beta[12]_power)|(?P<step>global_step)"
     rf"|(?P<lr>learning_rate|lr)|(?P<slot>{_OPTIMIZERS}))(?:_\d+)?"
 )
-# A TF1 slot's key without its leaf (the leaf being ``_AUX_LEAF``'s ``slot``): ``_TF1_SLOT`` in two.
-_SLOT_OWNER = re.compile(r"(?P<of>.+?)(?:/t_\d+)?")
+_LEAF_PATTERNS: dict[str, str | None] = {}  # leaf -> its _AUX_LEAF group (few distinct leaves)
 _KERAS3_SLOT = re.compile(r".+_(?:momentum|velocity|velocity_hat|accumulator|linear|m|v)")
 
 
@@ -76,7 +75,7 @@ def auxiliaries(specs: Iterable[VarSpec], known: Container[str]) -> dict[str, Au
             kind, of = found
             if of is not None:
                 of = _resolve_owner(of, name, known)
-            out[name] = Auxiliary(name=name, kind=kind, of=of)
+            out[name] = new_auxiliary(name, kind, of)
     return out
 
 
@@ -89,7 +88,7 @@ def classify_auxiliary(
     other keys of the checkpoint) lets ``of`` resolve doubled scopes (``model/model/x/Adam`` -> ``model/x``).
 
     >>> classify_auxiliary("dense/kernel/Adam_1")
-    Auxiliary(name='dense/kernel/Adam_1', kind='optimizer_slot', of='dense/kernel')
+    Auxiliary(name='dense/kernel/Adam_1', kind='optimizer_slot', of='dense/kernel', slot=None)
     >>> classify_auxiliary("dense/kernel") is None
     True
     """
@@ -116,8 +115,7 @@ def _classify(
     if first == "optimizer":
         return "optimizer_other", None
     scope, sep, leaf = key.rpartition("/")
-    found = _AUX_LEAF.fullmatch(leaf)
-    pattern = found.lastgroup if found is not None else None
+    pattern = _leaf_pattern(leaf)
     if pattern is None and first != "training" and first.lower() not in _KERAS_OPT_NAMES:
         return None
     # Each pattern below can only match a key whose leaf is its own group of ``_AUX_LEAF``.
@@ -132,15 +130,43 @@ def _classify(
         if scalar and _GLOBAL_STEP.fullmatch(key):
             return "global_step", None
     elif pattern == "slot":
-        m = _SLOT_OWNER.fullmatch(scope) if sep else None  # _TF1_SLOT, the leaf known to fit
-        if m:
-            return "optimizer_slot", m.group("of")
+        owner = _slot_owner(scope) if sep else None  # _TF1_SLOT, the leaf known to fit
+        if owner is not None:
+            return "optimizer_slot", owner
     keras = _keras_optimizer(key)
     if keras is not None:
         return keras
     if pattern == "lr" and scalar and _LEARNING_RATE.fullmatch(key):
         return "learning_rate", None
     return None
+
+
+def _leaf_pattern(leaf: str) -> str | None:
+    """The group of ``_AUX_LEAF`` that ``leaf`` matches in full, if any (remembered per leaf)."""
+    try:
+        return _LEAF_PATTERNS[leaf]
+    except KeyError:
+        found = _AUX_LEAF.fullmatch(leaf)
+        pattern = found.lastgroup if found is not None else None
+        if len(_LEAF_PATTERNS) < 4096:  # bounded: unnamed ``Variable_N`` leaves are all distinct
+            _LEAF_PATTERNS[leaf] = pattern
+        return pattern
+
+
+def _slot_owner(scope: str) -> str | None:
+    """``_TF1_SLOT``'s ``of`` for a slot key whose leaf is an optimizer's: ``scope`` without a
+    trailing ``/t_N`` (canned estimators' partitions), as ``(?P<of>.+?)(?:/t_\\d+)?`` fullmatched,
+    without the lazy pattern's retry at every character.
+
+    >>> _slot_owner("dnn/w/t_0"), _slot_owner("dnn/w"), _slot_owner("/t_0"), _slot_owner("")
+    ('dnn/w', 'dnn/w', '/t_0', None)
+    """
+    if not scope or "\n" in scope:  # '.' matches neither nothing nor a newline
+        return None
+    cut = scope.rfind("/t_")
+    if cut > 0 and scope[cut + 3 :].isdecimal():  # isdecimal: exactly what \d matches
+        return scope[:cut]
+    return scope
 
 
 def _keras_optimizer(key: str) -> tuple[AuxKind, str | None] | None:
