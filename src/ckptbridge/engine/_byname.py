@@ -63,6 +63,11 @@ def _unique_pairs(
         snames = src_index.get(key)
         if snames is not None and len(snames) == 1 and len(tnames) == 1:
             pairs.append((key, next(iter(snames)), next(iter(tnames))))
+    return _one_to_one(pairs)
+
+
+def _one_to_one(pairs: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The ``(key, source, target)`` pairs whose source and target are in no other pair."""
     per_src: dict[str, set[str]] = defaultdict(set)
     per_tgt: dict[str, set[str]] = defaultdict(set)
     for _, s, t in pairs:
@@ -80,17 +85,24 @@ def _unique_pairs(
 def _identical(
     st: State, include_aux: bool, ranks: tuple[Ranks, Ranks], norms: tuple[Norms, Norms]
 ) -> None:
-    src_index: dict[str, set[str]] = defaultdict(set)
-    tgt_index: dict[str, set[str]] = defaultdict(set)
+    # key -> the one spec that has it, None when several do (what _unique_pairs needs of sets)
+    src_one: dict[str, str | None] = {}
     for s in st.free_sources(aux=include_aux):
         if not follows_weight(st.aux.get(s.name)):  # slots follow their weight (engine._slots)
             for n in _norms(s, ranks[0], norms[0]):
-                src_index[n].add(s.name)
+                src_one[n] = None if n in src_one else s.name
+    tgt_one: dict[str, str | None] = {}
     for t in st.free_targets(aux=include_aux):
         if not follows_weight(st.target_aux.get(t.name)):
             for n in _norms(t, ranks[1], norms[1]):
-                tgt_index[n].add(t.name)
-    for key, s_name, t_name in _unique_pairs(src_index, tgt_index):
+                if n in src_one:  # a key no source has pairs nothing
+                    tgt_one[n] = None if n in tgt_one else t.name
+    pairs = [
+        (key, source, target)
+        for key, target in tgt_one.items()
+        if target is not None and (source := src_one[key]) is not None
+    ]
+    for key, s_name, t_name in _one_to_one(pairs):
         src, tgt = st.sources[s_name], st.targets[t_name]
         steps = fit(src, tgt)
         if steps is None:

@@ -238,6 +238,7 @@ def _apply_transforms(st: State, rules: Rules) -> None:
 
     compiled = [(i, re.compile(kt.target), kt) for i, kt in enumerate(rules.transforms)]
     used: set[int] = set()
+    targets, sources = st.targets, st.sources
     for target, m in list(st.matches.items()):
         steps, reason = m.steps, m.reason
         for i, rx, kt in compiled:
@@ -246,7 +247,8 @@ def _apply_transforms(st: State, rules: Rules) -> None:
                 if kt.sources is None:
                     steps, reason = kt.steps, f"{m.reason} + transforms[{i}]"
                 break
-        tgt_shape = st.targets[target].shape
+        tgt = targets[target]
+        tgt_shape = tgt.shape
         if not steps and len(m.source_shapes) == 1:
             shape = tuple(m.source_shapes[0])  # infer_shape's answer: no step to check
         else:
@@ -266,9 +268,11 @@ def _apply_transforms(st: State, rules: Rules) -> None:
                         "transforms steps")  # fmt: skip
                 _release(st, m)
                 continue
-        out_dtype = _result_dtype(st.sources[m.sources[0]].dtype, steps)
-        if not same_dtype(out_dtype, st.targets[target].dtype):
-            st.fail(target, _dtype_misfit(reason, target, out_dtype, st.targets[target].dtype))
+        out_dtype = sources[m.sources[0]].dtype
+        if steps:
+            out_dtype = _result_dtype(out_dtype, steps)
+        if out_dtype != tgt.dtype and not same_dtype(out_dtype, tgt.dtype):
+            st.fail(target, _dtype_misfit(reason, target, out_dtype, tgt.dtype))
             _release(st, m)
             continue
         if steps != m.steps or reason != m.reason:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import filterfalse
 
 from ckptbridge._errors import MappingError
 from ckptbridge._text import fmt_shape
@@ -65,17 +66,13 @@ class State:
 
     def free_sources(self, *, aux: bool = False) -> list[VarSpec]:
         """Free source specs, in input order (auxiliary ones only with ``aux=True``)."""
-        sources, held = self.sources, self.aux
-        if aux or not held:
-            return [sources[n] for n in self.free_src]
-        return [sources[n] for n in self.free_src if n not in held]
+        names = self.free_src if aux else filterfalse(self.aux.__contains__, self.free_src)
+        return list(map(self.sources.__getitem__, names))  # C-level: called on 100,000s
 
     def free_targets(self, *, aux: bool = False) -> list[VarSpec]:
         """Free target specs, in input order (auxiliary ones only with ``aux=True``)."""
-        targets, held = self.targets, self.target_aux
-        if aux or not held:
-            return [targets[n] for n in self.free_tgt]
-        return [targets[n] for n in self.free_tgt if n not in held]
+        names = self.free_tgt if aux else filterfalse(self.target_aux.__contains__, self.free_tgt)
+        return list(map(self.targets.__getitem__, names))
 
     def take(
         self, sources: Iterable[str], target: str, steps: tuple[Step, ...], reason: str

@@ -63,6 +63,7 @@ def _side_key(specs: list[VarSpec]) -> Callable[[VarSpec], Any]:
     if specs and all(s.order is not None for s in specs):
         return lambda s: (0, s.order)
     scope_keys: dict[str, Any] = {}  # a layer's variables share their scope's key
+    leaf_keys: dict[str, Any] = {}  # and few leaves recur: kernel, bias...
 
     def by_name(s: VarSpec) -> Any:
         norm = normalise(s.name)
@@ -70,7 +71,12 @@ def _side_key(specs: list[VarSpec]) -> Callable[[VarSpec], Any]:
         scope_key = scope_keys.get(scope)
         if scope_key is None:
             scope_key = scope_keys[scope] = natural_key(scope)
-        return (1, scope_key, _LEAF_RANK.get(leaf, 9), natural_key(norm))
+        leaf_key = leaf_keys.get(leaf)
+        if leaf_key is None:
+            leaf_key = leaf_keys[leaf] = natural_key("/" + leaf)
+        # (1, natural_key(scope), rank, natural_key(norm)) sorts the same: its last part is only
+        # compared between scopes of equal keys, where it orders as natural_key('/' + leaf).
+        return (1, scope_key, _LEAF_RANK.get(leaf, 9), leaf_key)
 
     return by_name
 
