@@ -91,14 +91,14 @@ def slim_order(keys: Iterable[str]) -> SlimOrder | None:
     >>> slim_order(["InceptionV3/Mixed_5b/Branch_0/Conv2d_0a_1x1/weights"]).family
     'TF-slim Inception (InceptionV3)'
     """
-    names = {k: strip_key(k) for k in keys}
+    names = dict.fromkeys(keys)  # stripped as they are read: most sets fail on their first key
     if not names:
         return None
     for root_rx, layer_key, label in _NETS:
         sort_keys: dict[str, tuple[Any, ...]] = {}
         roots: set[str] = set()
-        for key_name, name in names.items():
-            m = root_rx.fullmatch(name)
+        for key_name in names:
+            m = root_rx.fullmatch(strip_key(key_name))
             parsed = _layer_and_leaf(m.groups()[-1]) if m is not None else None
             key = layer_key(parsed[0]) if parsed is not None else None
             if m is None or parsed is None or key is None:
