@@ -14,7 +14,6 @@ process with SIGBUS)::
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 import mmap
 import os
@@ -48,6 +47,7 @@ from ckptbridge.format._files import (
     read_regular,
     regular_stat,
 )
+from ckptbridge.format._gc import collector_paused
 from ckptbridge.format._proto import ProtoError, as_int32
 from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._strings import decode_string_list
@@ -107,7 +107,9 @@ class BundleReader:
             )
         else:
             data = read_regular(self.index_path, INDEX_LIMIT, "checkpoint index")
-        with corrupt_guard(str(self.index_path)):
+        # Reading and decoding create objects, never cycles: the collector would only rescan
+        # everything else (all of TensorFlow, if imported), once per 700 records.
+        with corrupt_guard(str(self.index_path)), collector_paused():
             try:
                 items = read_table(data, str(self.index_path))
             except TableError as exc:
@@ -116,17 +118,12 @@ class BundleReader:
                     "Expected a TensorFlow tensor-bundle index (LevelDB table). " + _FIX
                 ) from None
             del data
-            paused = gc.isenabled()  # decoding creates objects, never cycles: the collector
-            gc.disable()  # would only rescan everything else (all of TensorFlow, if imported)
             try:
                 self._load(items)
             except ProtoError as exc:
                 raise CorruptCheckpointError(
                     f"{self.index_path}: an index record does not decode ({exc}). " + _FIX
                 ) from None
-            finally:
-                if paused:
-                    gc.enable()
         self._check_shards()
 
     # -- opening -------------------------------------------------------------------------------
