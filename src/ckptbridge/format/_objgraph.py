@@ -72,10 +72,6 @@ class ObjVariable:
     full_name: str = ""  # the variable's own name when it was saved (SerializedTensor.full_name)
 
 
-_new_object = object.__new__
-_NO_SLOT = {"slot_of": None, "slot_name": None, "optimizer_path": None}
-
-
 @dataclass
 class ObjNode:
     """One ``TrackableObject``."""
@@ -387,21 +383,22 @@ class ObjectGraph:
                 slots[slot_node] = (original, slot_name, node_id)
         out: list[ObjVariable] = []
         append = out.append
-        new = _new_object
         for node_id, node in enumerate(self.nodes):
             for name, full_name, key in node.attributes:
                 if name != VARIABLE_VALUE or not key:
                     continue
-                var = new(ObjVariable)  # ObjVariable(key, paths, node_id, full_name=...), faster
-                fields = var.__dict__
-                fields.update(_NO_SLOT)
-                fields["key"], fields["paths"] = key, tuple(paths[node_id])
-                fields["node_id"], fields["full_name"] = node_id, full_name
-                if node_id in slots:
-                    original, slot_name, opt_id = slots[node_id]
+                slot = slots.get(node_id)
+                if slot is None:
+                    var = ObjVariable(
+                        key, tuple(paths[node_id]), node_id, None, None, None, full_name
+                    )
+                else:
+                    original, slot_name, opt_id = slot
                     opt_paths = paths[opt_id]
-                    fields["slot_of"], fields["slot_name"] = keys.get(original), slot_name
-                    fields["optimizer_path"] = opt_paths[0] if opt_paths else None
+                    var = ObjVariable(
+                        key, tuple(paths[node_id]), node_id, keys.get(original), slot_name,
+                        opt_paths[0] if opt_paths else None, full_name,
+                    )  # fmt: skip
                 append(var)
         return out
 
