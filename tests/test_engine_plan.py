@@ -170,17 +170,3 @@ def test_layer_converter_hook_is_used_when_present() -> None:
     plan = derive(src, tgt)
     assert all(m.reason.startswith("converter lstm") for m in plan.matches)
     assert plan.match_for("lstm/lstm_cell/recurrent_kernel").source == "rnn/basic_lstm_cell/weights"  # type: ignore[union-attr]
-
-
-def test_fast_constructors_build_what_the_dataclasses_build() -> None:
-    from ckptbridge.engine import _plan
-
-    assert (_plan._PLAIN_MATCH, _plan._PLAIN_AUXILIARY) == (True, True)  # the fast road is taken
-    m = _plan.new_match("d/kernel", ("fc/w",), (), "identical name", (2, 3), ((2, 3),), "float32")
-    b = _plan.Match("d/kernel", ("fc/w",), (), "identical name", (2, 3), ((2, 3),))
-    assert (m, hash(m), repr(m), vars(m)) == (b, hash(b), repr(b), vars(b))
-    a = _plan.new_auxiliary("w/Adam", "optimizer_slot", "w")
-    c = _plan.Auxiliary("w/Adam", "optimizer_slot", "w")
-    assert (a, hash(a), repr(a), vars(a)) == (c, hash(c), repr(c), vars(c))
-    with pytest.raises(AttributeError):
-        a.name = "x"  # type: ignore[misc]

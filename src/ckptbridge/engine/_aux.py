@@ -6,7 +6,7 @@ import re
 from collections.abc import Container, Iterable
 
 from ckptbridge.engine._names import strip_key
-from ckptbridge.engine._plan import Auxiliary, AuxKind, new_auxiliary
+from ckptbridge.engine._plan import Auxiliary, AuxKind
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.format._types import ATTRIBUTES_SUFFIX
 
@@ -75,7 +75,7 @@ def auxiliaries(specs: Iterable[VarSpec], known: Container[str]) -> dict[str, Au
             kind, of = found
             if of is not None:
                 of = _resolve_owner(of, name, known)
-            out[name] = new_auxiliary(name, kind, of)
+            out[name] = Auxiliary(name=name, kind=kind, of=of)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -90,61 +90,6 @@ class Auxiliary:
     kind: AuxKind
     of: str | None = None  # the variable it belongs to, when known
     slot: str | None = None
-
-
-_new_object = object.__new__
-
-
-def _plain(cls: type, names: tuple[str, ...]) -> bool:
-    """Whether ``cls`` is a plain frozen dataclass with exactly these fields, so an instance can
-    be filled through its ``__dict__`` (a frozen ``__init__`` pays one ``object.__setattr__`` per
-    field: most of the cost of the engine's 100,000s of matches and auxiliary entries)."""
-    return (
-        "__slots__" not in cls.__dict__
-        and not hasattr(cls, "__post_init__")
-        and tuple(f.name for f in fields(cls)) == names
-    )
-
-
-_PLAIN_MATCH = _plain(Match, ("target", "sources", "steps", "reason", "target_shape",
-                              "source_shapes", "target_dtype"))  # fmt: skip
-_PLAIN_AUXILIARY = _plain(Auxiliary, ("name", "kind", "of", "slot"))
-
-
-def new_match(
-    target: str,
-    sources: tuple[str, ...],
-    steps: tuple[Step, ...],
-    reason: str,
-    target_shape: tuple[int, ...],
-    source_shapes: tuple[tuple[int, ...], ...],
-    target_dtype: str,
-) -> Match:
-    """``Match(...)`` with every field given, built without the frozen ``__init__``.
-
-    >>> new_match("d/kernel", ("fc/w",), (), "identical name", (2,), ((2,),), "float32").source
-    'fc/w'
-    """
-    if not _PLAIN_MATCH:  # pragma: no cover - Match changed shape: take the safe road
-        return Match(target, sources, steps, reason, target_shape, source_shapes, target_dtype)
-    m = _new_object(Match)
-    m.__dict__.update(target=target, sources=sources, steps=steps, reason=reason,
-                      target_shape=target_shape, source_shapes=source_shapes,
-                      target_dtype=target_dtype)  # fmt: skip
-    return m
-
-
-def new_auxiliary(name: str, kind: AuxKind, of: str | None) -> Auxiliary:
-    """``Auxiliary(name, kind, of)`` built without the frozen ``__init__``.
-
-    >>> new_auxiliary("w/Adam", "optimizer_slot", "w") == Auxiliary("w/Adam", "optimizer_slot", "w")
-    True
-    """
-    if not _PLAIN_AUXILIARY:  # pragma: no cover - Auxiliary changed shape: take the safe road
-        return Auxiliary(name, kind, of)
-    a = _new_object(Auxiliary)
-    a.__dict__.update(name=name, kind=kind, of=of, slot=None)
-    return a
 
 
 @dataclass

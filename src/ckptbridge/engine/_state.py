@@ -9,7 +9,7 @@ from itertools import filterfalse
 from ckptbridge._errors import MappingError
 from ckptbridge._text import fmt_shape
 from ckptbridge.engine._names import layout_compatible
-from ckptbridge.engine._plan import Auxiliary, Match, Unmatched, new_match
+from ckptbridge.engine._plan import Auxiliary, Match, Unmatched
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.rules._model import Reshape, Step
 
@@ -80,8 +80,15 @@ class State:
         """Record a match and mark its target (and sources) as used."""
         srcs = tuple(sources)
         tgt = self.targets[target]
-        shapes = tuple(self.sources[s].shape for s in srcs)
-        self.matches[target] = new_match(target, srcs, steps, reason, tgt.shape, shapes, tgt.dtype)
+        self.matches[target] = Match(
+            target=target,
+            sources=srcs,
+            steps=steps,
+            reason=reason,
+            target_shape=tgt.shape,
+            source_shapes=tuple(self.sources[s].shape for s in srcs),
+            target_dtype=tgt.dtype,
+        )
         self.free_tgt.pop(target, None)
         for s in srcs:
             self.free_src.pop(s, None)
