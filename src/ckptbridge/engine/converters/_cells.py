@@ -20,7 +20,6 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal
 
 from ckptbridge.engine._names import natural_key as names_natural_key
@@ -79,7 +78,6 @@ class Cell:
         )
 
 
-@lru_cache(maxsize=1 << 18)  # cells and attention blocks are looked for among the same keys
 def split_name(name: str) -> tuple[str, str]:
     """Split a key into (scope, leaf), dropping ``:0`` and TF2's ``/.ATTRIBUTES/VARIABLE_VALUE``.
 
