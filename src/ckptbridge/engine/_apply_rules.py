@@ -121,7 +121,7 @@ def apply_renames(st: State, rules: Rules, *, label: str = "rule") -> None:
     compiled = [re.compile(r.pattern) for r in rules.rename]
     tgt_norm: dict[str, list[str]] = {}
     for t in st.free_targets(aux=True):
-        for n in {t.name, *t.aliases}:
+        for n in dict.fromkeys((t.name, *t.aliases)):  # ordered: no PYTHONHASHSEED
             tgt_norm.setdefault(normalise(n), []).append(t.name)
     proposals: dict[str, list[tuple[str, int]]] = {}
     fired: dict[int, list[tuple[str, str]]] = {}

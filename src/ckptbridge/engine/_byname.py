@@ -18,7 +18,10 @@ from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, fit
 
 Ranks = dict[str, str]
-Norms = dict[str, set[str]]  # spec name -> its comparable names, computed once per derivation
+# spec name -> its comparable names, computed once per derivation. A tuple in a defined order (the
+# name's, then its aliases'), never a set: which key a pair is reported under must not depend on
+# PYTHONHASHSEED.
+Norms = dict[str, tuple[str, ...]]
 
 
 def match_by_name(st: State, *, include_aux: bool = False) -> None:
@@ -38,18 +41,18 @@ def _side_ranks(specs: Iterable[VarSpec]) -> Ranks:
     return rank_positions(map(normalise, positional_keys(names)))
 
 
-def _norms(spec: VarSpec, ranks: Ranks, cache: Norms) -> set[str]:
+def _norms(spec: VarSpec, ranks: Ranks, cache: Norms) -> tuple[str, ...]:
     out = cache.get(spec.name)
     if out is not None:
         return out
+    norm = normalise(spec.name)
+    out = (ranks.get(norm, norm),)
     if spec.aliases:
-        out = set()
-        for n in (spec.name, *spec.aliases):
+        keys = dict.fromkeys(out)
+        for n in spec.aliases:
             norm = normalise(n)
-            out.add(ranks.get(norm, norm))
-    else:
-        norm = normalise(spec.name)
-        out = {ranks.get(norm, norm)}
+            keys[ranks.get(norm, norm)] = None
+        out = tuple(keys)
     cache[spec.name] = out
     return out
 
@@ -92,7 +95,7 @@ def _identical(
             for n in _norms(s, ranks[0], norms[0]):
                 src_one[n] = None if n in src_one else s.name
     tgt_one: dict[str, str | None] = {}
-    for t in st.free_targets(aux=include_aux):
+    for t in st.free_targets(aux=include_aux):  # in input order, each target's keys in order
         if not follows_weight(st.target_aux.get(t.name)):
             for n in _norms(t, ranks[1], norms[1]):
                 if n in src_one:  # a key no source has pairs nothing
@@ -102,11 +105,13 @@ def _identical(
         for key, target in tgt_one.items()
         if target is not None and (source := src_one[key]) is not None
     ]
-    for key, s_name, t_name in _one_to_one(pairs):
+    named = {(s, t) for key, s, t in pairs if not is_unnamed(key)}
+    for key, s_name, t_name in _one_to_one(pairs):  # the key first met in target order
         src, tgt = st.sources[s_name], st.targets[t_name]
         steps = fit(src, tgt)
         if steps is None:
-            if not is_unnamed(key):  # the name says which entry it is: do not look elsewhere
+            # a name (any of the pair's shared keys) says which entry it is: do not look elsewhere
+            if (s_name, t_name) in named:
                 st.fail(t_name, _misfit(src, tgt))
             continue
         if strip_key(s_name) == strip_key(t_name):
