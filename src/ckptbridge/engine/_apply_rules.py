@@ -34,6 +34,7 @@ def _drop(
             dropped.append(n)
         if not hits:
             st.unused_rules.append(f"{rule}[{i}] ({pattern!r}) matched no {what}")
+    st.changed()
 
 
 def resolved_map(st: State, rules: Rules) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -84,7 +85,7 @@ def _derive(
         _run_converters(st, rules.options, pins)
         match_by_name(st, include_aux=rules.options.optimizer_state)
         match_by_structure(st)
-        st.free_src.update(dict.fromkeys(held))
+        st.release(held)
     if rules.options.optimizer_state:
         follow_slots(st)
     if rules.options.use_ema:
@@ -96,6 +97,7 @@ def _derive(
 def _classify(st: State) -> None:
     st.aux.update(auxiliaries([st.sources[n] for n in st.free_src], st.sources))
     st.target_aux.update(auxiliaries([st.targets[n] for n in st.free_tgt], st.targets))
+    st.changed()
 
 
 def _bert_family(st: State, given_presets: tuple[str, ...]) -> list[str]:
@@ -121,6 +123,7 @@ def _bert_family(st: State, given_presets: tuple[str, ...]) -> list[str]:
     held = [s.name for s in st.free_sources() if heads.fullmatch(strip_key(s.name))]
     for name in held:
         del st.free_src[name]
+    st.changed()
     for pattern, why in family.never_in_checkpoint:
         rx = re.compile(pattern)
         for t in st.free_targets():
@@ -140,6 +143,7 @@ def _recognise_order(st: State) -> None:
         return
     for name, rank in order.ranks.items():
         st.sources[name] = replace(st.sources[name], order=rank)
+    st.changed()
     st.family = order.family
 
 
@@ -195,7 +199,7 @@ def _use_ema(st: State) -> None:
         return
     if not any(s in shadows for m in matches for s in m.sources):
         raise RulesError(_no_shadow_message(matches, len(shadows)))
-    replaced: set[str] = set()
+    replaced: dict[str, None] = {}  # ordered: sources return to the free list in a defined order
     raw: list[str] = []
     for m in matches:
         new = tuple(shadows.get(s, s) for s in m.sources)
@@ -205,12 +209,11 @@ def _use_ema(st: State) -> None:
             if not m.reason.startswith(("rule map[", "rule transforms[")):  # explicit pairs stay
                 st.matches[m.target] = replace(m, reason=f"{m.reason}{_RAW_KEPT}")
             continue
-        replaced.update(s for s in m.sources if s not in kept)
+        replaced.update(dict.fromkeys(s for s in m.sources if s not in kept))
         note = f" ({', '.join(kept)} kept raw: no shadow)" if kept else ""
         st.take(new, m.target, m.steps, f"{m.reason} + EMA shadow (options.use_ema){note}")
     still_read = {s for m in st.matches.values() for s in m.sources}
-    for s in replaced - still_read:
-        st.free_src[s] = None
+    st.release(s for s in replaced if s not in still_read)
     if raw:
         shown = ", ".join(raw[:5]) + (f" and {len(raw) - 5} more" if len(raw) > 5 else "")
         st.unused_rules.append(f"options.use_ema: {len(raw)} of {len(matches)} matched variables "
@@ -238,6 +241,7 @@ def _apply_transforms(st: State, rules: Rules) -> None:
 
     compiled = [(i, re.compile(kt.target), kt) for i, kt in enumerate(rules.transforms)]
     used: set[int] = set()
+    reads: Counter[str] | None = None  # how many matches read each source, once one is released
     targets, sources = st.targets, st.sources
     for target, m in list(st.matches.items()):
         steps, reason = m.steps, m.reason
@@ -256,7 +260,7 @@ def _apply_transforms(st: State, rules: Rules) -> None:
                 shape = infer_shape(m.source_shapes, steps)
             except CkptBridgeError as exc:
                 st.fail(target, f"{reason}: the steps do not fit the source shape(s): {exc}")
-                _release(st, m)
+                reads = _release(st, m, reads)
                 continue
         if shape != tgt_shape:
             if len(m.sources) == 1 and layout_compatible(shape, tgt_shape):
@@ -266,14 +270,14 @@ def _apply_transforms(st: State, rules: Rules) -> None:
                 st.fail(target, f"{reason} gives shape {fmt_shape(shape)} (from {shapes}), but "
                         f"{target!r} has shape {fmt_shape(tgt_shape)}; fix the rule or add "
                         "transforms steps")  # fmt: skip
-                _release(st, m)
+                reads = _release(st, m, reads)
                 continue
         out_dtype = sources[m.sources[0]].dtype
         if steps:
             out_dtype = _result_dtype(out_dtype, steps)
         if out_dtype != tgt.dtype and not same_dtype(out_dtype, tgt.dtype):
             st.fail(target, _dtype_misfit(reason, target, out_dtype, tgt.dtype))
-            _release(st, m)
+            reads = _release(st, m, reads)
             continue
         if steps != m.steps or reason != m.reason:
             st.matches[target] = replace(m, steps=tuple(steps), reason=reason)
@@ -293,12 +297,16 @@ def _dtype_misfit(reason: str, target: str, got: str, expected: str) -> str:
             f"transforms: [{{target: '{target}', steps: [{{op: cast, dtype: {expected}}}]}}]")  # fmt: skip
 
 
-def _release(st: State, m: Match) -> None:
+def _release(st: State, m: Match, reads: Counter[str] | None) -> Counter[str]:
+    """Drop a failed match; its sources no other match reads are free again. ``reads`` (counted
+    on the first release, then kept up to date) saves a scan of every match per failure."""
     del st.matches[m.target]
-    still_used = {s for other in st.matches.values() for s in other.sources}
-    for s in m.sources:
-        if s not in still_used:
-            st.free_src[s] = None
+    if reads is None:
+        reads = Counter(s for other in st.matches.values() for s in other.sources)
+    else:
+        reads.subtract(m.sources)
+    st.release(s for s in m.sources if reads[s] <= 0)
+    return reads
 
 
 def _assemble(st: State, labels: tuple[str, str]) -> MappingPlan:

@@ -55,6 +55,11 @@ class State:
     unused_rules: list[str] = field(default_factory=list)
     family: str | None = None  # the model family recognised by its names (engine.families)
     notes: list[str] = field(default_factory=list)
+    # free non-auxiliary specs as last listed, with the stamp they were listed at (see _stamp)
+    _free_cache: dict[bool, tuple[tuple[int, int, int], list[VarSpec]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _version: int = field(default=0, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -65,14 +70,45 @@ class State:
                    free_tgt=dict.fromkeys(t.name for t in target))  # fmt: skip
 
     def free_sources(self, *, aux: bool = False) -> list[VarSpec]:
-        """Free source specs, in input order (auxiliary ones only with ``aux=True``)."""
-        names = self.free_src if aux else filterfalse(self.aux.__contains__, self.free_src)
-        return list(map(self.sources.__getitem__, names))  # C-level: called on 100,000s
+        """Free source specs, in input order (auxiliary ones only with ``aux=True``).
+
+        The non-auxiliary list is kept between calls while nothing changed (a new list each call:
+        callers may keep or change it).
+        """
+        if aux:
+            return list(map(self.sources.__getitem__, self.free_src))
+        return list(self._free(True))
 
     def free_targets(self, *, aux: bool = False) -> list[VarSpec]:
         """Free target specs, in input order (auxiliary ones only with ``aux=True``)."""
-        names = self.free_tgt if aux else filterfalse(self.target_aux.__contains__, self.free_tgt)
-        return list(map(self.targets.__getitem__, names))
+        if aux:
+            return list(map(self.targets.__getitem__, self.free_tgt))
+        return list(self._free(False))
+
+    def changed(self) -> None:
+        """Say that ``free_src``/``free_tgt``, ``aux``/``target_aux`` or a spec of ``sources``/
+        ``targets`` was changed directly (``take``, ``fail``, ``release`` say it themselves)."""
+        self._version += 1
+
+    def release(self, names: Iterable[str]) -> None:
+        """Return sources to the free list (at the end of its order, as a dict insert does)."""
+        self.free_src.update(dict.fromkeys(names))
+        self._version += 1
+
+    def _free(self, sources: bool) -> list[VarSpec]:
+        free, aux, specs = (
+            (self.free_src, self.aux, self.sources)
+            if sources
+            else (self.free_tgt, self.target_aux, self.targets)
+        )
+        # the lengths catch a direct change nobody announced, short of a removal and an addition
+        stamp = (self._version, len(free), len(aux))
+        hit = self._free_cache.get(sources)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        out = list(map(specs.__getitem__, filterfalse(aux.__contains__, free)))  # C-level
+        self._free_cache[sources] = (stamp, out)
+        return out
 
     def take(
         self, sources: Iterable[str], target: str, steps: tuple[Step, ...], reason: str
@@ -92,11 +128,13 @@ class State:
         self.free_tgt.pop(target, None)
         for s in srcs:
             self.free_src.pop(s, None)
+        self._version += 1
 
     def fail(self, target: str, why: str) -> None:
         """Give up on ``target``: it ends in ``missing`` with ``why``; no later step may match it."""
         self.failed[target] = Unmatched(target, self.targets[target].shape, why)
         self.free_tgt.pop(target, None)
+        self._version += 1
 
     def take_pair(self, src: VarSpec, tgt: VarSpec, steps: tuple[Step, ...], reason: str) -> None:
         """Record a one-to-one derived match."""
