@@ -193,7 +193,7 @@ class BundleReader:
 
     def _load_stored(self, items: list[tuple[bytes, bytes]]) -> bool:
         """The entries of an index as TensorFlow writes it for unpartitioned variables, in one
-        pass: each record is matched by :data:`STORED_TAIL` (what :func:`decode_entries`' fast
+        pass: each record is matched by :data:`STORED_TAIL` (what :func:`decode_record`'s fast
         path takes), dtype and shape decoded once per distinct prefix, the checks of
         :meth:`_load` made on the fields, the record kept as its bytes (no object per entry).
         Returns False, having changed nothing, at the first record it does not take (a slice,

@@ -274,54 +274,24 @@ def varint_of(data: bytes | None) -> int:
 
 def decode_entries(values: Iterable[bytes]) -> list[EntryProto]:
     """Decode many ``BundleEntryProto`` values: :func:`decode_entry` for each, with a fast path
-    for the layout TensorFlow writes (one regular-expression match, the dtype and shape decoded
-    once per distinct prefix). Anything else goes through :func:`decode_entry`, so the result is
-    the same.
+    for the layout TensorFlow writes (:func:`decode_record`: one regular-expression match, the
+    dtype and shape decoded once per distinct prefix). Anything else goes through
+    :func:`decode_entry`, so the result is the same.
 
     Example::
 
         >>> decode_entries([encode_entry(EntryProto(dtype=1, shape=(2,), size=8))])[0].size
         8
     """
-    heads: dict[bytes, EntryProto] = {}
-    sizes: dict[bytes | None, int] = {}
-    out: list[EntryProto] = []
-    append = out.append
-    match = STORED_TAIL.fullmatch
-    for value in values:
-        if len(value) > 8 and value[0] == 0x08 and value[2] == 0x12 and value[1] | value[3] < 0x80:
-            cut = 4 + value[3]
-            found = match(value, cut)
-            if found is not None:
-                head = value[:cut]
-                known = heads.get(head)
-                if known is None:
-                    known = decode_entry(head)
-                    if len(heads) < _MAX_CACHED:
-                        heads[head] = known
-                shard, offset, size, crc = found.groups()
-                value_of_size = sizes.get(size)  # sizes repeat with the shapes
-                if value_of_size is None:
-                    value_of_size = varint_of(size)
-                    if len(sizes) < _MAX_CACHED:
-                        sizes[size] = value_of_size
-                append(
-                    EntryProto(
-                        known.dtype, known.shape, 0 if shard is None else as_int32(varint_of(shard)),
-                        varint_of(offset), value_of_size, int.from_bytes(crc, "little"),
-                    )
-                )  # fmt: skip
-                continue
-        append(decode_entry(value))
-    return out
+    return [decode_record(value) for value in values]
 
 
 _HEADS: dict[bytes, EntryProto] = {}  # dtype and shape fields -> decoded (dtype, shape only)
 
 
 def decode_record(value: bytes) -> EntryProto:
-    """:func:`decode_entry` of one value, through :func:`decode_entries`' fast path when it
-    applies (dtype and shape decoded once per distinct prefix in this process).
+    """:func:`decode_entry` of one value, through a fast path for the layout TensorFlow writes
+    when it applies (dtype and shape decoded once per distinct prefix in this process).
 
     Example::
 
