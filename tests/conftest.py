@@ -133,8 +133,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _not_collected:
         terminalreporter.write_line(
-            f"ckptbridge: {len(_not_collected)} test modules not collected (each {TF_HINT}): "
-            + ", ".join(sorted(_not_collected))
+            f"ckptbridge: {len(set(_not_collected))} test modules not collected (each {TF_HINT}): "
+            + ", ".join(sorted(set(_not_collected)))  # pytest may ask twice per module
         )
 
 

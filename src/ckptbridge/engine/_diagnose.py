@@ -162,7 +162,7 @@ def format_not_found(plan: MappingPlan) -> str:
     >>> from ckptbridge.engine import derive, VarSpec
     >>> plan = derive([VarSpec("fc2/weights", (64, 10))], [VarSpec("a", (3,)), VarSpec("b", (4,))])
     >>> print(format_not_found(plan).splitlines()[1])
-    model variable 'a' (3,) has no match in 'checkpoint'. Closest: 'fc2/weights' (64, 10).
+    model variable 'a' (3,) has no match in 'checkpoint'.
     """
     src, tgt = plan.source_label, plan.target_label
     lines = [f"{len(plan.missing)} {tgt} variable(s) have no match in {src!r} "
