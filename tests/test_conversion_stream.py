@@ -59,34 +59,46 @@ def test_chunks_equal_apply_steps_across_windows(
     assert _stream_all(prefix, steps, want.dtype.name) == want.tobytes()
 
 
-def test_damaged_source_fails_before_its_last_chunk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    prefix = _source(tmp_path, np.ones((100, 100), np.float32))
-    shard = tmp_path / "m.ckpt.data-00000-of-00001"
-    data = bytearray(shard.read_bytes())
-    data[-5] ^= 0xFF
-    shard.write_bytes(bytes(data))
-    monkeypatch.setattr(_stream, "CHUNK", 4096)
-    with pytest.raises(CorruptCheckpointError, match=r"^.*m\.ckpt\.data-00000-of-00001: bytes "
-                       r"3\.\.40003 for 'w' are damaged \(CRC32C mismatch\)\. .*$"):  # fmt: skip
-        _stream_all(prefix, (Add(value=1.0),), "float32")
-
-
-def test_truncated_source_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    prefix = _source(tmp_path, np.ones((100, 100), np.float32))
-    monkeypatch.setattr(_stream, "CHUNK", 4096)
-    with pytest.raises(CorruptCheckpointError, match=r"^.*m\.ckpt\.data-00000-of-00001: bytes "
-                       r"3\.\.40003 for 'w' are truncated\. .*$"):  # fmt: skip
-        _stream_all(prefix, (Add(value=1.0),), "float32", cut=1000)
-
-
 def _pipelined(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every tensor through the producer thread, in small chunks over a ring of two buffers."""
     monkeypatch.setattr(_stream, "PIPELINE_MIN", 0)
     monkeypatch.setattr(_stream, "RING", 2)
     monkeypatch.setattr(_stream, "CHUNK", 4100)
     monkeypatch.setattr(_stream, "WINDOW", 3 * 4096 + 100)
+
+
+def _small_chunks(monkeypatch: pytest.MonkeyPatch, pipelined: bool) -> None:
+    """Chunks of a page (inline), or every tensor through the producer thread (pipelined)."""
+    if pipelined:
+        _pipelined(monkeypatch)
+    else:
+        monkeypatch.setattr(_stream, "CHUNK", 4096)
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["inline", "pipelined"])
+def test_damaged_source_fails_before_its_last_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pipelined: bool
+) -> None:
+    prefix = _source(tmp_path, np.ones((100, 100), np.float32))
+    shard = tmp_path / "m.ckpt.data-00000-of-00001"
+    data = bytearray(shard.read_bytes())
+    data[-5] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    _small_chunks(monkeypatch, pipelined)
+    with pytest.raises(CorruptCheckpointError, match=r"^.*m\.ckpt\.data-00000-of-00001: bytes "
+                       r"3\.\.40003 for 'w' are damaged \(CRC32C mismatch\)\. .*$"):  # fmt: skip
+        _stream_all(prefix, (Add(value=1.0),), "float32")
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["inline", "pipelined"])
+def test_truncated_source_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pipelined: bool
+) -> None:
+    prefix = _source(tmp_path, np.ones((100, 100), np.float32))
+    _small_chunks(monkeypatch, pipelined)
+    with pytest.raises(CorruptCheckpointError, match=r"^.*m\.ckpt\.data-00000-of-00001: bytes "
+                       r"3\.\.40003 for 'w' are truncated\. .*$"):  # fmt: skip
+        _stream_all(prefix, (Add(value=1.0),), "float32", cut=1000)
 
 
 @pytest.mark.parametrize("steps", STEPS[:2])
@@ -110,22 +122,6 @@ def test_pipelined_chunks_equal_apply_steps_and_carry_their_crc(
     assert len(got) > 10 and b"".join(got) == want.tobytes()
     assert chunks.crc32c() == google_crc32c.value(want.tobytes())
     assert not [t for t in threading.enumerate() if t.name == "ckptbridge-transform"]
-
-
-def test_pipelined_damaged_source_fails_before_its_last_chunk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    prefix = _source(tmp_path, np.ones((100, 100), np.float32))
-    shard = tmp_path / "m.ckpt.data-00000-of-00001"
-    data = bytearray(shard.read_bytes())
-    data[-5] ^= 0xFF
-    shard.write_bytes(bytes(data))
-    _pipelined(monkeypatch)
-    with pytest.raises(CorruptCheckpointError, match=r"^.*m\.ckpt\.data-00000-of-00001: bytes "
-                       r"3\.\.40003 for 'w' are damaged \(CRC32C mismatch\)\. .*$"):  # fmt: skip
-        _stream_all(prefix, (Add(value=1.0),), "float32")
-    with pytest.raises(CorruptCheckpointError, match=r"^.* for 'w' are truncated\. .*$"):
-        _stream_all(prefix, (Add(value=1.0),), "float32", cut=1000)
 
 
 def test_a_pipelined_stream_closed_early_stops_its_thread(
