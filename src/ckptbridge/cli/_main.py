@@ -11,7 +11,6 @@ exit 2; ``--debug`` shows the traceback::
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ from ckptbridge import __version__
 from ckptbridge._errors import CkptBridgeError
 from ckptbridge._text import DEFAULT_MAX_ELEMENTS  # not from tools: convert needs no tools
 from ckptbridge.cli import _commands as _cmd
+from ckptbridge.format._gc import collector_paused
 
 if TYPE_CHECKING:
     from ckptbridge.tools import CheckpointInfo
@@ -65,13 +65,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
         else:
             print("\n\n".join(str(t) for t in tensors))
         return EXIT_OK
-    paused = gc.isenabled()  # a listing makes no cycles: the collector would only rescan it
-    gc.disable()
-    try:
+    with collector_paused():  # a listing makes no cycles: the collector would only rescan it
         _list(inspect(args.path), args.json)  # freed before the collector resumes
-    finally:
-        if paused:
-            gc.enable()
     return EXIT_OK
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._structure import match_by_structure
 from ckptbridge.engine.families import bert_family, slim_order
+from ckptbridge.format._gc import collector_paused
 from ckptbridge.rules._model import Cast, Options, Reshape, Rules, Step
 
 if TYPE_CHECKING:
@@ -50,13 +50,8 @@ def derive(
     >>> [(m.target, m.source) for m in plan.matches]
     [('dense/kernel', 'fc/weights'), ('dense/bias', 'fc/biases')]
     """
-    enabled = gc.isenabled()
-    gc.disable()  # millions of small tuples: generational GC passes would make this superlinear
-    try:
+    with collector_paused():  # millions of small tuples: GC passes would make this superlinear
         return _derive(source, target, rules, (source_label, target_label))
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _derive(

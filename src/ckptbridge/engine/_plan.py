@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ckptbridge._errors import MappingError
+from ckptbridge.format._gc import collector_paused
 from ckptbridge.rules._model import KeyTransform, Options, Rules, Step
 
 if TYPE_CHECKING:
@@ -146,13 +146,8 @@ class MappingPlan:
         >>> MappingPlan().to_dict()["complete"]
         True
         """
-        enabled = gc.isenabled()
-        gc.disable()  # ~10 small objects per entry, none cyclic: GC passes were 80% of the time
-        try:
+        with collector_paused():  # ~10 small objects per entry, none cyclic: GC passes were 80%
             return self._to_dict()
-        finally:
-            if enabled:
-                gc.enable()
 
     def _to_dict(self) -> dict[str, Any]:
         return {
