@@ -320,8 +320,9 @@ def test_start_up_imports_only_what_the_command_uses(
     tf1_pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """Start-up is most of a small command's time: numpy only once tensors are decoded (a listing,
-    a plan and a rename-only conversion by whole-shard copy need none), pydantic only for the
-    rules the mapping engine uses, tqdm and yaml only for a progress bar or a YAML rules file."""
+    a plan and a rename-only conversion by whole-shard copy need none), pydantic only when there
+    are rules to validate (plan steps and options are plain values), tqdm and yaml only for a
+    progress bar or a YAML rules file."""
     src, tpl = tf1_pair
     report = (
         "print(sorted(m for m in ('numpy', 'pydantic', 'tqdm', 'yaml') if m in sys.modules), "
@@ -329,7 +330,16 @@ def test_start_up_imports_only_what_the_command_uses(
     )
     cases = {
         ("inspect", str(src)): "[]",
-        ("plan", str(src), "--target", str(tpl)): "['pydantic']",
+        ("plan", str(src), "--target", str(tpl)): "[]",
+        ("plan", str(src), "--target", str(tpl), "--json"): "[]",
+        (
+            "plan",
+            str(src),
+            "--target",
+            str(tpl),
+            "--rules",
+            "preset:tf1-rnn",
+        ): "['pydantic', 'yaml']",
     }
     for argv, loaded in cases.items():
         done = cli_process([*argv], report)
@@ -338,7 +348,7 @@ def test_start_up_imports_only_what_the_command_uses(
     out = tmp_path / "o"
     done = cli_process(["convert", str(src), "--target", str(tpl), "--out", str(out)], report)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == "['pydantic']"  # a whole-shard copy, no numpy
+    assert done.stderr.strip().splitlines()[-1] == "[]"  # a whole-shard copy, no numpy
     with open_checkpoint(out / src.name) as converted, open_checkpoint(src) as source:
         assert converted.read("global_step").item() == 7
         assert converted.read("net/fc/kernel").tolist() == source.read("fc/weights").tolist()
@@ -348,4 +358,4 @@ def test_start_up_imports_only_what_the_command_uses(
          "ckptbridge.tools\n" + report],
         capture_output=True, text=True, cwd=REPO, timeout=180,
     )  # fmt: skip
-    assert bare.stderr.strip() == "['pydantic']"
+    assert bare.stderr.strip() == "[]"

@@ -69,7 +69,9 @@ def test_forget_bias_per_key_matches_cell_scope_or_key() -> None:
 
 def test_invalid_forget_bias_pattern_is_refused_when_the_options_are_built() -> None:
     # Rules files report it with file and line (tests/test_rules.py); the converter never sees it.
-    with pytest.raises(ValueError, match=r"forget_bias_per_key\n.*bad regular expression '\('"):
+    with pytest.raises(
+        ValueError, match=r"forget_bias_per_key: entry \[0\]: bad regular expression '\('"
+    ):
         Options(forget_bias_per_key={"(": 0.8})
 
 

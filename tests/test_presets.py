@@ -20,7 +20,7 @@ import tf_keras
 
 import ckptbridge
 from ckptbridge.engine import VarSpec, derive
-from ckptbridge.rules import available_presets, load_rules
+from ckptbridge.rules import Reshape, available_presets, load_rules
 
 v1 = tf.compat.v1
 
@@ -128,7 +128,7 @@ def test_slim_vgg16_preset_computes_what_slim_computed(flavour: str, slim_vgg: W
     report.assert_consumed()
     fc1 = next(m for m in report.matched if "fc1/kernel" in m.target)
     assert fc1.source == "vgg_16/fc6/weights" and fc1.reason == "rule rename[1]"
-    assert [s.model_dump() for s in fc1.steps] == [{"op": "reshape", "shape": (2 * 2 * 8, 16)}]
+    assert fc1.steps == (Reshape(shape=(2 * 2 * 8, 16)),)
 
 
 def _slim_vgg16_specs(classes: int = 1000) -> list[VarSpec]:
@@ -169,10 +169,7 @@ def test_slim_vgg16_preset_plans_the_real_keras_vgg16() -> None:
     assert len(pairs) == 32
     assert pairs["block5_conv3/kernel"] == "vgg_16/conv5/conv5_3/weights"
     assert pairs["fc1/kernel"] == "vgg_16/fc6/weights"
-    assert plan.match_for("fc1/kernel").steps[0].model_dump() == {  # type: ignore[union-attr]
-        "op": "reshape",
-        "shape": (25088, 4096),
-    }
+    assert plan.match_for("fc1/kernel").steps == (Reshape(shape=(25088, 4096)),)  # type: ignore[union-attr]
     assert plan.match_for("predictions/bias").source == "vgg_16/fc8/biases"  # type: ignore[union-attr]
     assert plan.unused_rules == []
 

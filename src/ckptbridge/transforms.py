@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import MappingError, RulesError
-from ckptbridge.rules._model import (
+from ckptbridge.rules._steps import (
     Add,
     Cast,
     Concat,

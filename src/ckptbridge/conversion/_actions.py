@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ckptbridge._errors import MappingError
 from ckptbridge.engine._plan import MappingPlan, Match
 from ckptbridge.engine._spec import VarSpec
-from ckptbridge.rules import Rules
+
+if TYPE_CHECKING:
+    from ckptbridge.rules import Rules
 
 ActionKind = Literal["match", "step", "template"]
 
@@ -50,7 +52,7 @@ def output_key(name: str) -> str:
 def plan_actions(
     plan: MappingPlan,
     targets: Sequence[VarSpec],
-    rules: Rules,
+    rules: Rules | None,
     *,
     has_template: bool,
     source_label: str,
@@ -68,7 +70,7 @@ def plan_actions(
     from ckptbridge.engine._aux import auxiliary_of
 
     by_target = {m.target: m for m in plan.matches}
-    ignored = [re.compile(p) for p in rules.ignore_target]
+    ignored = [re.compile(p) for p in rules.ignore_target] if rules is not None else []
     actions: list[Action] = []
     dropped: list[str] = []
     kept: list[str] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +22,9 @@ from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine.optim._map import check_compatible, map_counters, map_slots
 from ckptbridge.engine.optim._types import OptimizerPlan, OptimizerSide
 from ckptbridge.engine.optim._vocab import tf1_side, tf1_target_side
-from ckptbridge.rules._model import Rules
+
+if TYPE_CHECKING:
+    from ckptbridge.rules import Rules
 
 __all__ = ["TF1Export", "save_tf1_checkpoint", "tf1_optimizer_plan"]
 

@@ -15,12 +15,12 @@ from ckptbridge.conversion._target import Target
 from ckptbridge.conversion._write import INT_FORMATS, verify_output
 from ckptbridge.format._storage import Location, iter_range
 from ckptbridge.format._types import OBJECT_GRAPH_KEY
-from ckptbridge.rules import Rules
 
 if TYPE_CHECKING:
     from ckptbridge.engine._plan import MappingPlan
     from ckptbridge.format import Checkpoint
     from ckptbridge.format._types import RawLocation
+    from ckptbridge.rules import Rules
 
 FORMAT_VERSION = 1
 
@@ -51,7 +51,7 @@ def convert_item(
     source: Location,
     out_dir: Location,
     target: Target,
-    rules: Rules,
+    rules: Rules | None,
     *,
     overwrite: bool,
     link: bool,
@@ -59,7 +59,7 @@ def convert_item(
 ) -> ItemReport:
     """Convert the checkpoint at prefix ``source`` into ``out_dir``; never raises for the item.
 
-    Example: ``convert_item(Path("run/model.ckpt-5"), Path("out"), target, Rules(), ...)``.
+    Example: ``convert_item(Path("run/model.ckpt-5"), Path("out"), target, None, ...)``.
     """
     name = output_name(source, target.to)
     report = ItemReport(source=str(source), output=str(out_dir / name))
@@ -71,7 +71,7 @@ def convert_item(
             "source_files": stamp,
             "target": target.identity,
             "to": target.to,
-            "rules": rules.model_dump_json(),
+            "rules": rules.model_dump_json() if rules is not None else None,
         }
         if _visible_file(out_dir, name, target.to).exists():
             if not overwrite and _stage.read_fingerprint(out_dir, name) == fingerprint:
@@ -112,7 +112,7 @@ def _convert(
     out_dir: Location,
     name: str,
     target: Target,
-    rules: Rules,
+    rules: Rules | None,
     fingerprint: dict[str, Any],
     report: ItemReport,
     *,

@@ -28,10 +28,9 @@ from ckptbridge.conversion._target import Target, resolve_target
 from ckptbridge.engine._names import natural_key
 from ckptbridge.format._keras import KERAS_SUFFIXES
 from ckptbridge.format._storage import Location, as_location, glob_locations, is_url
-from ckptbridge.rules import Rules
 
 if TYPE_CHECKING:
-    from ckptbridge.rules import RulesLike
+    from ckptbridge.rules import Rules, RulesLike
     from ckptbridge.sides._target import TargetLike
 
 
@@ -173,15 +172,13 @@ def run_conversion(
     """Convert every source into ``dst_dir`` (each directory into its own sub-directory when
     there are several sources); the engine behind :func:`ckptbridge.convert` and the CLI.
     """
-    from ckptbridge.rules import load_rules
-
     out_root = as_location(dst_dir)
     if out_root.exists() and not out_root.is_dir():
         raise ConversionError(
             f"output {str(out_root)!r} is a file: --out/dst_dir names a directory (created when "
             "absent). Pass a directory path"
         )
-    loaded = load_rules(rules)
+    loaded = _load_rules(rules)
     resolved = resolve_target(target, to)
     try:
         expanded = expand_sources(sources)
@@ -198,7 +195,7 @@ def convert_batch(
     sources: Sequence[str],
     out_root: Location,
     target: Target,
-    rules: Rules,
+    rules: Rules | None,
     *,
     nested: bool,
     source_dirs: set[Location],
@@ -232,6 +229,15 @@ def convert_batch(
     return report
 
 
+def _load_rules(rules: RulesLike) -> Rules | None:
+    """Validated rules, or None when there are none: then Pydantic is never imported."""
+    if rules is None:
+        return None
+    from ckptbridge.rules import load_rules
+
+    return load_rules(rules)
+
+
 def plan_conversion(
     src: str | os.PathLike[str], target: TargetLike, rules: RulesLike = None, to: str | None = None
 ) -> Any:
@@ -242,10 +248,9 @@ def plan_conversion(
     """
     from ckptbridge.engine import derive
     from ckptbridge.format import open_checkpoint
-    from ckptbridge.rules import load_rules
     from ckptbridge.sides._checkpoint import checkpoint_specs
 
-    loaded = load_rules(rules)
+    loaded = _load_rules(rules)
     resolved = resolve_target(target, to)
     try:
         sset = list_sources(src)
@@ -276,7 +281,7 @@ def out_dir_for(src: Location, out_root: Location, nested: bool) -> Location:
 def _run_items(
     work: list[tuple[Location, Location]],
     target: Target,
-    rules: Rules,
+    rules: Rules | None,
     overwrite: bool,
     link: bool,
     verify: bool,

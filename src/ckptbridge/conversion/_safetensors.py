@@ -131,7 +131,7 @@ def write_safetensors(
 def _transposed_view(src: Any, action: Action) -> np.ndarray[Any, Any] | None:
     """For a single source whose steps are only transposes (after reshapes of the stored, still
     contiguous, array): a view of the mapped source, never a copy; else None."""
-    from ckptbridge.rules._model import Reshape, Transpose
+    from ckptbridge.rules._steps import Reshape, Transpose
 
     m = action.match
     if m is None or len(m.sources) != 1 or not m.steps:

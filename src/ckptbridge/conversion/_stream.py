@@ -27,7 +27,7 @@ import google_crc32c
 from ckptbridge._errors import ConversionError
 from ckptbridge.conversion._actions import Action
 from ckptbridge.format._storage import iter_range
-from ckptbridge.rules._model import Add, Cast, Reshape, Step
+from ckptbridge.rules._steps import Add, Cast, Reshape, Step
 
 if TYPE_CHECKING:
     import numpy as np

@@ -5,11 +5,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ckptbridge._errors import RulesError
 from ckptbridge.engine._names import normalise, strip_key
 from ckptbridge.engine._state import State
-from ckptbridge.rules._model import Rules
+
+if TYPE_CHECKING:
+    from ckptbridge.rules import Rules
 
 
 def apply_ignores(st: State, rules: Rules) -> None:

@@ -28,10 +28,12 @@ from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._structure import match_by_structure
 from ckptbridge.engine.families import bert_family, slim_order
 from ckptbridge.format._gc import collector_paused
-from ckptbridge.rules._model import Cast, Options, Reshape, Rules, Step
+from ckptbridge.rules._options import Options
+from ckptbridge.rules._steps import Cast, Reshape, Step
 
 if TYPE_CHECKING:
     from ckptbridge.engine.converters import Pin
+    from ckptbridge.rules import KeyTransform, Rules
 
 
 def derive(
@@ -60,32 +62,35 @@ def _derive(
     rules: Rules | None,
     labels: tuple[str, str],
 ) -> MappingPlan:
-    if rules is None:
-        rules = Rules()
-    given_presets = rules.presets
-    if rules.presets:
+    # No rules (a plain plan, convert or restore): nothing to apply, and Pydantic never loads.
+    given_presets = rules.presets if rules is not None else ()
+    if rules is not None and rules.presets:
         from ckptbridge.rules._load import expand_presets  # reads the shipped preset files
 
         rules = expand_presets(rules)
+    options = rules.options if rules is not None else Options()
     st = State.build(source, target, labels)
-    apply_ignores(st, rules)
-    pins = _cell_pins(st, rules)
-    apply_map(st, rules, labels, {p.source: p.target for p in pins})
-    apply_sourced_transforms(st, rules, labels)
+    pins: list[Pin] = []
+    if rules is not None:
+        apply_ignores(st, rules)
+        pins = _cell_pins(st, rules)
+        apply_map(st, rules, labels, {p.source: p.target for p in pins})
+        apply_sourced_transforms(st, rules, labels)
     _classify(st)
-    apply_renames(st, rules)
-    if rules.options.derive:
+    if rules is not None:
+        apply_renames(st, rules)
+    if options.derive:
         held = _bert_family(st, given_presets)
         _recognise_order(st)
-        _run_converters(st, rules.options, pins)
-        match_by_name(st, include_aux=rules.options.optimizer_state)
+        _run_converters(st, options, pins)
+        match_by_name(st, include_aux=options.optimizer_state)
         match_by_structure(st)
         st.release(held)
-    if rules.options.optimizer_state:
+    if options.optimizer_state:
         follow_slots(st)
-    if rules.options.use_ema:
+    if options.use_ema:
         _use_ema(st)
-    _apply_transforms(st, rules)
+    _apply_transforms(st, rules.transforms if rules is not None else ())
     return _assemble(st, labels)
 
 
@@ -100,12 +105,13 @@ def _bert_family(st: State, given_presets: tuple[str, ...]) -> list[str]:
     renames decide by name (unless the rules named that preset already). The checkpoint's heads
     and optimizer slots are held out of derivation (returned, to end ``unused``); targets the
     family's checkpoints never hold fail with the reason."""
-    from ckptbridge.rules._load import expand_presets  # reads the shipped preset file
-
     targets = [n for t in st.targets.values() for n in (t.name, *t.aliases)]
     family = bert_family(st.sources, targets)
     if family is None:
         return []
+    from ckptbridge.rules import Rules  # the family's shipped preset: Pydantic rules
+    from ckptbridge.rules._load import expand_presets  # reads the shipped preset file
+
     st.family = family.name
     if family.preset not in given_presets:
         preset = expand_presets(Rules(presets=(family.preset,)))
@@ -230,11 +236,11 @@ def _no_shadow_message(matches: list[Match], n_shadows: int) -> str:
     )
 
 
-def _apply_transforms(st: State, rules: Rules) -> None:
+def _apply_transforms(st: State, transforms: Sequence[KeyTransform]) -> None:
     """Give every match its ``transforms`` steps, then check that the result has the target shape."""
     from ckptbridge.transforms import infer_shape
 
-    compiled = [(i, re.compile(kt.target), kt) for i, kt in enumerate(rules.transforms)]
+    compiled = [(i, re.compile(kt.target), kt) for i, kt in enumerate(transforms)]
     used: set[int] = set()
     reads: Counter[str] | None = None  # how many matches read each source, once one is released
     targets, sources = st.targets, st.sources
@@ -276,7 +282,7 @@ def _apply_transforms(st: State, rules: Rules) -> None:
             continue
         if steps != m.steps or reason != m.reason:
             st.matches[target] = replace(m, steps=tuple(steps), reason=reason)
-    for i, kt in enumerate(rules.transforms):
+    for i, kt in enumerate(transforms):
         if i not in used and kt.sources is None:
             st.unused_rules.append(f"transforms[{i}] ({kt.target!r}) matched no target")
 

@@ -10,18 +10,22 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ckptbridge._errors import MappingError
 from ckptbridge.format._gc import collector_paused
-from ckptbridge.rules._model import KeyTransform, Options, Rules, Step
+from ckptbridge.rules._steps import Step, step_dict
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
+    from ckptbridge.rules import Rules
+
 
 @cache
 def _steps() -> TypeAdapter[tuple[Step, ...]]:
-    """The steps' (de)serialiser, built when a plan is first written or read as a dict."""
+    """The steps' validator, built when a plan is first read back from a dict (Pydantic)."""
     from pydantic import TypeAdapter
 
-    return TypeAdapter(tuple[Step, ...])
+    from ckptbridge.rules._model import StepField
+
+    return TypeAdapter(tuple[StepField, ...])
 
 
 AuxKind = Literal[
@@ -201,6 +205,8 @@ class MappingPlan:
         sources, or a source shared with another match becomes a ``transforms`` entry with
         explicit ``sources``.
         """
+        from ckptbridge.rules import KeyTransform, Options, Rules  # Pydantic: only when asked
+
         uses: dict[str, int] = {}
         for m in self.matches:
             for s in m.sources:
@@ -227,7 +233,7 @@ def _match_dict(m: Match) -> dict[str, Any]:
     return {
         "target": m.target,
         "sources": list(m.sources),
-        "steps": _steps().dump_python(m.steps, mode="json", exclude_none=True) if m.steps else [],
+        "steps": [step_dict(s) for s in m.steps],
         "reason": m.reason,
         "target_shape": list(m.target_shape),
         "source_shapes": [list(s) for s in m.source_shapes],

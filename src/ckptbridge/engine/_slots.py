@@ -13,7 +13,7 @@ import re
 
 from ckptbridge.engine._plan import Auxiliary
 from ckptbridge.engine._state import State
-from ckptbridge.rules._model import Add
+from ckptbridge.rules._steps import Add
 
 __all__ = ["follow_slots", "follows_weight", "slot_name"]
 

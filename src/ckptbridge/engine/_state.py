@@ -11,7 +11,7 @@ from ckptbridge._text import fmt_shape
 from ckptbridge.engine._names import layout_compatible
 from ckptbridge.engine._plan import Auxiliary, Match, Unmatched
 from ckptbridge.engine._spec import VarSpec
-from ckptbridge.rules._model import Reshape, Step
+from ckptbridge.rules._steps import Reshape, Step
 
 
 def same_dtype(a: str, b: str) -> bool:

@@ -26,7 +26,7 @@ from ckptbridge.engine._names import (
 )
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, fit
-from ckptbridge.rules._model import Step
+from ckptbridge.rules._steps import Step
 
 Group = list[VarSpec]
 Pairing = list[tuple[VarSpec, VarSpec, tuple[Step, ...]]]

@@ -7,6 +7,7 @@ model. The result is a :class:`RestoreReport`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ from ckptbridge._text import fmt_shape, render_table
 from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match, Unmatched
 from ckptbridge.engine._table import aux_counts
 from ckptbridge.engine.optim._types import OptimizerPlan
-from ckptbridge.rules._model import Reshape, Rules
+from ckptbridge.rules._steps import Reshape
 
 if TYPE_CHECKING:
     from ckptbridge.format import Checkpoint
+    from ckptbridge.rules import Rules
     from ckptbridge.sides._live import LiveModel
 
 __all__ = ["RestoreReport", "describe_steps", "restore_into"]
@@ -38,8 +40,7 @@ def describe_steps(match: Match) -> str:
     """
     parts = []
     for step in match.steps:
-        args = step.model_dump(exclude_none=True)
-        args.pop("op", None)  # the Step serializer writes ``op`` back even when excluded
+        args = {k: v for k, v in dataclasses.asdict(step).items() if v is not None and k != "op"}
         parts.append(f"{step.op}({', '.join(f'{k}={v}' for k, v in args.items())})")
     return " | ".join(parts)
 
@@ -131,7 +132,7 @@ class RestoreReport:
                     "target": m.target,
                     "sources": list(m.sources),
                     "reason": m.reason,
-                    "transform": [s.model_dump() for s in m.steps],
+                    "transform": [dataclasses.asdict(s) for s in m.steps],
                     "shape": list(m.target_shape),
                 }
                 for m in self.matched

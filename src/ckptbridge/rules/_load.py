@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -20,20 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ckptbridge._errors import RulesError
-from ckptbridge.rules._model import (
-    Add,
-    Cast,
-    Concat,
-    KeyTransform,
-    Options,
-    PermuteBlocks,
-    Rename,
-    Reshape,
-    Rules,
-    Slice,
-    Split,
-    Transpose,
-)
+from ckptbridge.rules._model import KeyTransform, Options, Rename, Rules
+from ckptbridge.rules._steps import STEP_TYPES
 
 __all__ = ["available_presets", "expand_presets", "load_rules", "rules_json_schema"]
 
@@ -105,16 +94,21 @@ def expand_presets(rules: Rules, _seen: tuple[str, ...] = ()) -> Rules:
 
 
 def _merge(base: Rules, top: Rules) -> Rules:
-    options = base.options.model_copy(
-        update={k: getattr(top.options, k) for k in top.options.model_fields_set}
-    )
+    # The top's options that are not defaults override the base's (shipped presets set none, so
+    # a user's option always wins over a preset's).
+    default = Options()
+    changed = {
+        f.name: getattr(top.options, f.name)
+        for f in dataclasses.fields(Options)
+        if getattr(top.options, f.name) != getattr(default, f.name)
+    }
     return Rules(
         rename=(*base.rename, *top.rename),
         map={**base.map, **top.map},
         ignore=(*base.ignore, *top.ignore),
         ignore_target=(*base.ignore_target, *top.ignore_target),
         transforms=(*base.transforms, *top.transforms),
-        options=Options.model_validate(options.model_dump()),
+        options=dataclasses.replace(base.options, **changed),
     )
 
 
@@ -212,12 +206,16 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
 
 def _format_error(err: Any, label: str, yaml_text: str | None) -> str:
     loc = tuple(err["loc"])
-    line = _yaml_line(yaml_text, loc) if yaml_text is not None else None
-    where = f"{label}:{line}" if line is not None else label
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    if err["type"] == "extra_forbidden":
+        # A plain step or Options checks its values itself: "FIELD: message" names the field.
+        field, sep, rest = msg.partition(": ")
+        if sep and field in _all_fields():
+            loc, msg = (*loc, field), rest
+    line = _yaml_line(yaml_text, loc) if yaml_text is not None else None
+    where = f"{label}:{line}" if line is not None else label
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         close = difflib.get_close_matches(str(loc[-1]), sorted(_all_fields()), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         msg = f"unknown field {loc[-1]!r}.{hint}"
@@ -228,9 +226,10 @@ def _format_error(err: Any, label: str, yaml_text: str | None) -> str:
 
 def _all_fields() -> set[str]:
     names: set[str] = set()
-    for cls in (Rules, Options, Rename, KeyTransform, Transpose, Reshape, Split, Slice, Concat,
-                Cast, Add, PermuteBlocks):  # fmt: skip
-        names.update(cls.model_fields)
+    for model in (Rules, Rename, KeyTransform):
+        names.update(model.model_fields)
+    for plain in (Options, *STEP_TYPES):
+        names.update(f.name for f in dataclasses.fields(plain))
     return names
 
 

@@ -1,5 +1,10 @@
 """Rules: user-written mapping configuration, as Pydantic v2 models.
 
+``Rules``, ``Rename`` and ``KeyTransform`` are Pydantic models; their transform steps
+(``ckptbridge.rules._steps``) and ``Options`` (``ckptbridge.rules._options``) are frozen dataclasses that
+Pydantic validates here with the same strictness (unknown fields are errors), and that the engine
+builds and reads without importing Pydantic.
+
 A rules document (YAML, TOML, JSON or a dict) looks like::
 
     version: 1
@@ -32,9 +37,39 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    field_serializer,
     field_validator,
-    model_serializer,
 )
+
+from ckptbridge.rules._options import Options
+from ckptbridge.rules._steps import (
+    Add,
+    Cast,
+    Concat,
+    PermuteBlocks,
+    Reshape,
+    Slice,
+    Split,
+    Step,
+    Transpose,
+)
+
+__all__ = [
+    "Add",
+    "Cast",
+    "Concat",
+    "KeyTransform",
+    "Options",
+    "PermuteBlocks",
+    "Rename",
+    "Reshape",
+    "Rules",
+    "Slice",
+    "Split",
+    "Step",
+    "StepField",
+    "Transpose",
+]
 
 
 class _Strict(BaseModel):
@@ -58,96 +93,11 @@ def _check_regexes(patterns: tuple[str, ...]) -> tuple[str, ...]:
     return patterns
 
 
-# ---------------------------------------------------------------------------------------------
-# Transform steps. Applied in order to the source array(s); the result must have the target shape.
-# ---------------------------------------------------------------------------------------------
-
-
-class _Step(_Strict):
-    """A transform step. ``op`` tells the kinds apart, so it is written out even where defaults are
-    left out (``model_dump(exclude_defaults=True)``): a rules file must read back as it was."""
-
-    op: str
-
-    @model_serializer(mode="wrap")
-    def _keep_op(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            data = {"op": self.op, **data}
-        return data
-
-
-class Transpose(_Step):
-    """Permute axes (``numpy.transpose``); no ``perm`` reverses them."""
-
-    op: Literal["transpose"] = "transpose"
-    perm: tuple[int, ...] | None = None
-
-
-class Reshape(_Step):
-    """Reshape to ``shape`` (same element count; one ``-1`` allowed). Changes no bytes."""
-
-    op: Literal["reshape"] = "reshape"
-    shape: tuple[int, ...]
-
-
-class Split(_Step):
-    """Split along ``axis`` into ``parts`` equal pieces (or pieces of ``sizes``); keep ``index``."""
-
-    op: Literal["split"] = "split"
-    axis: int = 0
-    parts: int | None = Field(default=None, ge=1)
-    sizes: tuple[int, ...] | None = None
-    index: int = Field(ge=0)
-
-
-class Slice(_Step):
-    """Keep ``start:stop:step`` along ``axis``."""
-
-    op: Literal["slice"] = "slice"
-    axis: int = 0
-    start: int | None = None
-    stop: int | None = None
-    step: int | None = None
-
-
-class Concat(_Step):
-    """Concatenate all source arrays (in the match's source order) along ``axis``."""
-
-    op: Literal["concat"] = "concat"
-    axis: int = 0
-
-
-class Cast(_Step):
-    """Cast to ``dtype`` (a numpy/TensorFlow dtype name such as ``float16`` or ``bfloat16``)."""
-
-    op: Literal["cast"] = "cast"
-    dtype: str
-
-
-class Add(_Step):
-    """Add a constant, optionally only to ``start:stop`` along ``axis`` (e.g. an LSTM forget bias)."""
-
-    op: Literal["add"] = "add"
-    value: float
-    axis: int = 0
-    start: int | None = None
-    stop: int | None = None
-
-
-class PermuteBlocks(_Step):
-    """Cut ``axis`` into ``parts`` equal blocks and put them in ``order`` (e.g. gates i,j,f,o -> i,f,j,o)."""
-
-    op: Literal["permute_blocks"] = "permute_blocks"
-    axis: int = -1
-    parts: int = Field(ge=1)
-    order: tuple[int, ...]
-
-
-Step = Annotated[
-    Transpose | Reshape | Split | Slice | Concat | Cast | Add | PermuteBlocks,
-    Field(discriminator="op"),
-]
+# Transform steps and options are plain frozen dataclasses (ckptbridge.rules._steps, ckptbridge.rules._options):
+# the engine builds them without Pydantic; here Pydantic validates them as fields of the rules.
+# ``op`` tells the step kinds apart, so it is written out even where defaults are left out
+# (``model_dump(exclude_defaults=True)``): a rules file must read back as it was.
+StepField = Annotated[Step, Field(discriminator="op")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,29 +122,17 @@ class KeyTransform(_Strict):
 
     target: str
     sources: tuple[str, ...] | None = None
-    steps: tuple[Step, ...] = ()
+    steps: tuple[StepField, ...] = ()
 
     @field_validator("target")
     @classmethod
     def _target_compiles(cls, v: str) -> str:
         return _check_regex(v)
 
-
-class Options(_Strict):
-    """Switches that change how the plan is derived."""
-
-    strict: bool | None = None
-    use_ema: bool = False
-    optimizer_state: bool = False
-    forget_bias: float = 1.0
-    forget_bias_per_key: dict[str, float] = Field(default_factory=dict)
-    derive: bool = True
-
-    @field_validator("forget_bias_per_key")
-    @classmethod
-    def _keys_compile(cls, v: dict[str, float]) -> dict[str, float]:
-        _check_regexes(tuple(v))
-        return v
+    @field_serializer("steps", mode="wrap")
+    def _keep_op(self, steps: tuple[Step, ...], handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(steps)
+        return type(data)({"op": s.op, **d} for s, d in zip(steps, data, strict=True))
 
 
 class Rules(_Strict):

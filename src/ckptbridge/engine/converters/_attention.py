@@ -37,7 +37,7 @@ from ckptbridge.engine.converters._cells import (
     split_name,
 )
 from ckptbridge.engine.converters._common import make_match
-from ckptbridge.rules._model import Reshape
+from ckptbridge.rules._steps import Reshape
 
 AttnLayout = Literal["tf1", "keras"]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from ckptbridge.engine._plan import Candidate, Match, Unmatched
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine.converters._cells import Cell
-from ckptbridge.rules._model import Cast, Step
+from ckptbridge.rules._steps import Cast, Step
 
 
 def make_match(

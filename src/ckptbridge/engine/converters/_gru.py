@@ -12,7 +12,7 @@ from __future__ import annotations
 from ckptbridge.engine._plan import Match, Unmatched
 from ckptbridge.engine.converters._cells import Cell
 from ckptbridge.engine.converters._common import make_match, refuse
-from ckptbridge.rules._model import Concat, PermuteBlocks, Slice
+from ckptbridge.rules._steps import Concat, PermuteBlocks, Slice
 
 _SWAP3 = PermuteBlocks(axis=-1, parts=3, order=(1, 0, 2))  # Keras z, r, h <- TF1 r, u, c
 _SWAP2 = PermuteBlocks(axis=-1, parts=2, order=(1, 0))  # TF1 r, u <- Keras z, r

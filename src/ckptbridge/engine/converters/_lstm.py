@@ -12,7 +12,7 @@ from __future__ import annotations
 from ckptbridge.engine._plan import Match, Unmatched
 from ckptbridge.engine.converters._cells import Cell
 from ckptbridge.engine.converters._common import fmt, make_match, refuse
-from ckptbridge.rules._model import Add, Concat, PermuteBlocks, Slice, Step
+from ckptbridge.rules._steps import Add, Concat, PermuteBlocks, Slice, Step
 
 # Keras i, f, c, o <- TF1 i, j, f, o (blocks 0, 2, 1, 3); the permutation is its own inverse.
 _SWAP = PermuteBlocks(axis=-1, parts=4, order=(0, 2, 1, 3))

@@ -17,7 +17,7 @@ from ckptbridge.engine.converters._gru import gru_to_keras, gru_to_tf1
 from ckptbridge.engine.converters._lstm import lstm_to_keras, lstm_to_tf1
 from ckptbridge.engine.converters._pairing import Pair, Pin, pair_cells
 from ckptbridge.engine.converters._simple import simple_to_keras, simple_to_tf1
-from ckptbridge.rules._model import Options
+from ckptbridge.rules._options import Options
 
 
 @dataclass
@@ -170,7 +170,7 @@ def _forget_bias(
         if any(rx.fullmatch(key) for key in keys):
             chosen = value, f"options.forget_bias_per_key[{pattern!r}]"
             break
-    if chosen is None and "forget_bias" in options.model_fields_set:
+    if chosen is None and options.forget_bias is not None:
         chosen = options.forget_bias, "options.forget_bias"
     if chosen is not None:
         differs = [c for c in graph if c.value != chosen[0]]

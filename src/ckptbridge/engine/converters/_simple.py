@@ -11,7 +11,7 @@ from __future__ import annotations
 from ckptbridge.engine._plan import Match, Unmatched
 from ckptbridge.engine.converters._cells import Cell
 from ckptbridge.engine.converters._common import make_match
-from ckptbridge.rules._model import Concat, Slice
+from ckptbridge.rules._steps import Concat, Slice
 
 
 def simple_to_keras(src: Cell, dst: Cell, how: str) -> list[Match | Unmatched]:

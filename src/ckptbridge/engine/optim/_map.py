@@ -31,7 +31,7 @@ from ckptbridge.engine.optim._types import (
     SlotMatch,
     SlotRef,
 )
-from ckptbridge.rules._model import Add
+from ckptbridge.rules._steps import Add
 
 __all__ = ["check_compatible", "map_counters", "map_slots", "steps_done"]
 

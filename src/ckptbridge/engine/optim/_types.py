@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ckptbridge.engine._plan import Match, Unmatched
-from ckptbridge.rules._model import Step
+from ckptbridge.rules._steps import Step
 
 __all__ = [
     "Convention",
