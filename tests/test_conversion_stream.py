@@ -141,3 +141,41 @@ def test_a_pipelined_stream_closed_early_stops_its_thread(
         chunks.close()  # what conversion._link does when the write fails mid-tensor (disk full)
         chunks.close()
     assert not [t for t in threading.enumerate() if t.name == "ckptbridge-transform"]
+
+
+def test_a_closed_streams_buffers_serve_the_next_one_and_no_two_open_streams_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = np.random.default_rng(5).normal(size=(300, 300)).astype(np.float32)
+    prefix = _source(tmp_path, value)
+    _pipelined(monkeypatch)
+    monkeypatch.setattr(_stream, "_SPARE", [])
+    want = (value + np.float32(1.0)).tobytes()
+    with open_checkpoint(prefix) as ckpt:
+        loc = ckpt.raw_location("w")
+        assert loc is not None
+        action = Action(
+            "t", "match", "float32", loc.shape, Match("t", ("w",), steps=(Add(value=1.0),))
+        )
+        first = _stream.transformed_chunks(action, loc)
+        kept = []  # references to the first stream's chunks: their memory is the buffers
+        data = b""
+        for chunk in first:
+            kept.append(chunk)
+            data += bytes(chunk)
+        assert data == want and not _stream._SPARE
+        first.close()
+        first.close()  # idempotent: the buffers are handed on once
+        assert len(_stream._SPARE) == 1
+        second, third = (_stream.transformed_chunks(action, loc) for _ in range(2))
+        got: dict[int, bytes] = {2: b"", 3: b""}
+        for b, c in zip(second, third, strict=True):  # both open at once, interleaved
+            assert any(np.shares_memory(b, k) for k in kept)  # the first stream's buffers
+            assert not any(np.shares_memory(c, k) for k in kept)  # new ones
+            assert not np.shares_memory(b, c)
+            got[2] += bytes(b)
+            got[3] += bytes(c)
+        second.close()
+        third.close()
+    assert got[2] == got[3] == want
+    assert len(_stream._SPARE) == _stream.SPARE_MAX
