@@ -137,8 +137,9 @@ def undirected_scope(scope: str) -> str:
     >>> undirected_scope("bidirectional_1/backward_lstm_1"), undirected_scope("birnn/fw")
     ('bidirectional_1/<dir>_lstm_1', 'birnn/<dir>')
     """
-    scope = _DIR_RE.sub(r"\1<dir>", scope)
-    return _DIRECTION_RE.sub(r"\1<dir>_", scope)
+    if "fw" in scope or "bw" in scope:  # what each pattern needs: most scopes have neither
+        scope = _DIR_RE.sub(r"\1<dir>", scope)
+    return _DIRECTION_RE.sub(r"\1<dir>_", scope) if "ward_" in scope else scope
 
 
 def suffixes(norm: str) -> Iterable[tuple[int, str]]:

@@ -34,6 +34,14 @@ _RAW_SPOT = re.compile(
     r"|(?:_operations|_layers|_self_tracked_trackables)/.)"
 )
 
+_RAW_WORDS = (
+    "layer-",
+    "layer_with_weights-",
+    "_operations/",
+    "_layers/",
+    "_self_tracked_trackables/",
+)
+
 Spot = tuple[int, str, int]  # token position, container kind, index
 
 
@@ -65,8 +73,8 @@ def positional_keys(keys: Iterable[str]) -> list[str]:
     ['model/layer-3/kernel']
     """
     keys = list(keys)
-    joined = "\n".join(keys)  # every positional segment holds one of these words: one C scan
-    if "layer" not in joined and "_operations" not in joined and "_self_tracked" not in joined:
+    joined = "\n".join(keys)  # a key _RAW_SPOT finds holds one of these words: one C scan each
+    if not any(word in joined for word in _RAW_WORDS):
         return []
     search = _RAW_SPOT.search
     return [k for k in keys if search(k)]

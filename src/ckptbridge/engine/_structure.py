@@ -186,11 +186,13 @@ def _ordered_by_alphabet(groups: list[tuple[Group, tuple[int, ...]]]) -> set[int
         by_signature[sig].append(i)
     out: set[int] = set()
     for positions in by_signature.values():
-        if not counted and len(positions) > 1:
+        if len(positions) < 2:
+            continue  # one group of its signature: nothing to tell it from
+        if not counted:
             out.update(positions)
             continue
-        forms = {_unnumbered_scope(groups[i][0]) for i in positions}
-        if len(forms) > 1:
+        first = _unnumbered_scope(groups[positions[0]][0])
+        if any(_unnumbered_scope(groups[i][0]) != first for i in positions[1:]):  # two forms
             out.update(positions)
     return out
 

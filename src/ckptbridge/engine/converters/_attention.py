@@ -31,6 +31,7 @@ from ckptbridge.engine.converters._cells import (
     KERNEL_LEAVES,
     all_counted,
     first_order,
+    may_hold,
     natural_key,
     order_known,
     pick_one,
@@ -99,6 +100,8 @@ def detect_attention(specs: Sequence[VarSpec]) -> list[AttentionBlock]:
     >>> [(b.layout, b.scope, b.heads, b.head_dim) for b in blocks]
     [('keras', 'mha', 2, 8)]
     """
+    if not may_hold(specs, ("query",)):
+        return []  # every block has a query projection: skip splitting every name
     leaves: dict[str, dict[str, VarSpec]] = defaultdict(dict)
     for spec in specs:
         scope, leaf = split_name(spec.name)

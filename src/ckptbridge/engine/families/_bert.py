@@ -80,7 +80,10 @@ def bert_family(source: Iterable[str], target: Iterable[str]) -> BertFamily | No
     >>> bert_family(["bert/encoder/layer_0/attention/self/query/kernel"], ["dense/kernel"]) is None
     True
     """
-    sources = list(map(strip_key, source))
+    raw = list(source)
+    if "query/kernel" not in "\n".join(raw):  # every family's pattern ends so: one C-level scan
+        return None
+    sources = list(map(strip_key, raw))
     targets = list(target)
     for src_rx, tgt_rx, family in _FAMILIES:  # map: one C-level call per key, no generator frame
         if any(map(src_rx.fullmatch, sources)) and any(map(tgt_rx.search, targets)):
