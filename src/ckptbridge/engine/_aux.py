@@ -43,6 +43,9 @@ _AUX_LEAF = re.compile(
     rf"|(?P<lr>learning_rate|lr)|(?P<slot>{_OPTIMIZERS}))(?:_\d+)?"
 )
 _LEAF_PATTERNS: dict[str, str | None] = {}  # leaf -> its _AUX_LEAF group (few distinct leaves)
+_PLAIN_FIRSTS: dict[str, bool] = {}  # first key component -> _first_is_plain (few distinct)
+_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_MISSING = "<not yet seen>"
 _KERAS3_SLOT = re.compile(r".+_(?:momentum|velocity|velocity_hat|accumulator|linear|m|v)")
 
 
@@ -65,12 +68,34 @@ def auxiliaries(specs: Iterable[VarSpec], known: Container[str]) -> dict[str, Au
     ['w/Adam']
     """
     out: dict[str, Auxiliary] = {}
+    leaf_patterns, plain_firsts = _LEAF_PATTERNS, _PLAIN_FIRSTS
     for spec in specs:  # auxiliary_of and classify_auxiliary inlined: 100,000s of entries
         name = spec.name
         if spec.auxiliary is not None:
             out[name] = spec.auxiliary
             continue
-        found = _classify(strip_key(name), name, spec.shape)
+        key = strip_key(name)
+        # The usual entries, as _classify decides them: no '/.' (object-graph attribute or TF2
+        # slot), a first component that names nothing, and a leaf no pattern ends in (a model
+        # weight) or an optimizer's (a TF1 slot, ``<var>/Adam``).
+        if "/." not in key:
+            scope, _, leaf = key.rpartition("/")
+            pattern = leaf_patterns.get(leaf, _MISSING)
+            if pattern is None or pattern == "slot":
+                first = key.partition("/")[0]
+                plain = plain_firsts.get(first)
+                if plain is None:
+                    plain = _first_is_plain(first)
+                if plain:
+                    if pattern is None:
+                        continue
+                    owner = _slot_owner(scope)  # None for no scope: then no auxiliary
+                    if owner is not None:
+                        out[name] = Auxiliary(
+                            name, "optimizer_slot", _resolve_owner(owner, name, known)
+                        )
+                    continue
+        found = _classify(key, name, spec.shape)
         if found is not None:
             kind, of = found
             if of is not None:
@@ -105,7 +130,7 @@ def _classify(
     key: str, raw: str, shape: tuple[int, ...] | None
 ) -> tuple[AuxKind, str | None] | None:
     scalar = shape is None or len(shape) == 0
-    if key == "_CHECKPOINTABLE_OBJECT_GRAPH" or "/.ATTRIBUTES/" in key:
+    if key == _OBJECT_GRAPH or "/.ATTRIBUTES/" in key:
         return "object_graph", None
     first = key.split("/", 1)[0]
     if first == "save_counter":
@@ -151,6 +176,17 @@ def _leaf_pattern(leaf: str) -> str | None:
         if len(_LEAF_PATTERNS) < 4096:  # bounded: unnamed ``Variable_N`` leaves are all distinct
             _LEAF_PATTERNS[leaf] = pattern
         return pattern
+
+
+def _first_is_plain(first: str) -> bool:
+    """Whether a key's first component leaves only its leaf to decide (see :func:`_classify`):
+    none of the scopes a counter, an optimizer or its state lives under. Remembered per
+    component (bounded as :data:`_LEAF_PATTERNS`)."""
+    plain = first not in ("save_counter", "optimizer", "training")
+    plain = plain and first.lower() not in _KERAS_OPT_NAMES and first != _OBJECT_GRAPH
+    if len(_PLAIN_FIRSTS) < 4096:
+        _PLAIN_FIRSTS[first] = plain
+    return plain
 
 
 def _slot_owner(scope: str) -> str | None:

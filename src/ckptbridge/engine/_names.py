@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from ckptbridge.format._types import strip_attributes
+from ckptbridge.format._types import ATTRIBUTES_SUFFIX
 
 _SUFFIX_RE = re.compile(r":\d+$")
 _UNNAMED_RE = re.compile(r"Variable(_\d+)?")
@@ -59,7 +59,7 @@ def strip_key(name: str) -> str:
     >>> strip_key("dense/kernel:0")
     'dense/kernel'
     """
-    name = strip_attributes(name)
+    name = name.removesuffix(ATTRIBUTES_SUFFIX)  # format._types.strip_attributes, inline
     return _SUFFIX_RE.sub("", name) if ":" in name else name
 
 
