@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
@@ -80,7 +80,8 @@ def _tf2_specs(ckpt: Checkpoint) -> list[VarSpec]:
                 stripped = dict.fromkeys(strip_attributes(p) for p in paths)
                 aliases = tuple(p for p in stripped if p != key)
         if key not in facts:
-            name, aliases = _model_name(key, aliases, optimizers)
+            if optimizers or "optimizer" in key:  # else no path goes through an optimizer
+                name, aliases = _model_name(key, aliases, optimizers)
             if var is not None and var.full_name and var.full_name not in aliases:
                 # the name the variable had when it was saved: one more naming signal
                 aliases = (*aliases, var.full_name)
@@ -130,6 +131,26 @@ def _model_name(
     return name, aliases
 
 
+_new_object, _set_field = object.__new__, object.__setattr__
+# VarSpec is a plain frozen dataclass whose defaults are class attributes: an instance given only
+# its name, shape and the fields that differ from their defaults reads, compares, hashes, copies
+# and pickles as the constructor's, in the same split (shared-key) dict, ~3x faster than its
+# __init__ (one object.__setattr__ per field, 11 fields) for 100,000s of entries.
+_SPEC_DEFAULTS = {f.name: f.default for f in fields(VarSpec)}
+_FAST_SPEC = (
+    "__slots__" not in VarSpec.__dict__
+    and not hasattr(VarSpec, "__post_init__")
+    and list(_SPEC_DEFAULTS)[:2] == ["name", "shape"]
+    and all(
+        default is not MISSING and VarSpec.__dict__.get(name, MISSING) is default
+        for name, default in list(_SPEC_DEFAULTS.items())[2:]
+    )
+)
+_FLOAT32, _NO_ALIASES, _NO_PARTITION = (
+    _SPEC_DEFAULTS.get("dtype"), _SPEC_DEFAULTS.get("aliases"), _SPEC_DEFAULTS.get("partition")
+)  # fmt: skip
+
+
 def _entry_spec(
     key: str,
     entry: Any,
@@ -149,10 +170,25 @@ def _entry_spec(
     dtype = entry.dtype if type(entry.dtype) is str else str(entry.dtype)
     trainable = None if meta is None else meta.get("trainable")
     partition = () if meta is None else meta.get("partition", ())
-    return VarSpec(
-        name=key, shape=cached, dtype=dtype, order=order, aliases=aliases,
-        trainable=trainable, partition=partition,
-    )  # fmt: skip
+    if not _FAST_SPEC:
+        return VarSpec(
+            name=key, shape=cached, dtype=dtype, order=order, aliases=aliases,
+            trainable=trainable, partition=partition,
+        )  # fmt: skip
+    spec = _new_object(VarSpec)  # VarSpec(key, cached, dtype, order, aliases, ...), in field order
+    _set_field(spec, "name", key)
+    _set_field(spec, "shape", cached)
+    if dtype != _FLOAT32:
+        _set_field(spec, "dtype", dtype)
+    if order is not None:
+        _set_field(spec, "order", order)
+    if aliases != _NO_ALIASES:
+        _set_field(spec, "aliases", aliases)
+    if trainable is not None:
+        _set_field(spec, "trainable", trainable)
+    if partition != _NO_PARTITION:
+        _set_field(spec, "partition", partition)
+    return spec
 
 
 def _meta_index(meta: Any) -> dict[str, dict[str, Any]]:

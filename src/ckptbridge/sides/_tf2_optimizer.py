@@ -55,9 +55,11 @@ class OptimizerFact:
 
 def _is_optimizer(graph: ObjectGraph, node_id: int) -> bool:
     node = graph.nodes[node_id]
-    names = {name for _, name in node.children}
     if node.slot_variables:
         return True
+    if not node.children:  # a variable's node, mostly: no names to test
+        return False
+    names = {name for _, name in node.children}
     if "_iterations" in names and "_variables" in names:
         return True
     return "iter" in names and names <= _HYPER and bool(names)
