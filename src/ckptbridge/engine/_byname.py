@@ -89,14 +89,15 @@ def _identical(
     st: State, include_aux: bool, ranks: tuple[Ranks, Ranks], norms: tuple[Norms, Norms]
 ) -> None:
     # key -> the one spec that has it, None when several do (what _unique_pairs needs of sets)
+    src_aux, tgt_aux = st.aux.get, st.target_aux.get  # slots follow their weight (engine._slots)
     src_one: dict[str, str | None] = {}
     for s in st.free_sources(aux=include_aux):
-        if not follows_weight(st.aux.get(s.name)):  # slots follow their weight (engine._slots)
+        if (a := src_aux(s.name)) is None or not follows_weight(a):
             for n in _norms(s, ranks[0], norms[0]):
                 src_one[n] = None if n in src_one else s.name
     tgt_one: dict[str, str | None] = {}
     for t in st.free_targets(aux=include_aux):  # in input order, each target's keys in order
-        if not follows_weight(st.target_aux.get(t.name)):
+        if (a := tgt_aux(t.name)) is None or not follows_weight(a):
             for n in _norms(t, ranks[1], norms[1]):
                 if n in src_one:  # a key no source has pairs nothing
                     tgt_one[n] = None if n in tgt_one else t.name
@@ -138,16 +139,19 @@ def _suffix_index(
     A suffix's length is its number of components, so one flat index serves every length.
     """
     index: dict[str, set[str]] = {}
+    known = norms.get
     for spec in specs:
-        for norm in _norms(spec, ranks, norms):
+        name = spec.name
+        keys = known(name)  # _norms' cache, looked up inline
+        for norm in keys if keys is not None else _norms(spec, ranks, norms):
             suffix, sep = norm, "/"
             while sep:
                 if keep is None or suffix in keep:
                     holders = index.get(suffix)
                     if holders is None:
-                        index[suffix] = {spec.name}
+                        index[suffix] = {name}
                     else:
-                        holders.add(spec.name)
+                        holders.add(name)
                 _, sep, suffix = suffix.partition("/")
     return index
 

@@ -137,8 +137,17 @@ class State:
         self._version += 1
 
     def take_pair(self, src: VarSpec, tgt: VarSpec, steps: tuple[Step, ...], reason: str) -> None:
-        """Record a one-to-one derived match."""
-        self.take((src.name,), tgt.name, steps, with_reshape_note(reason, steps, src, tgt))
+        """Record a one-to-one derived match (:meth:`take` of one source, inline)."""
+        if steps:
+            reason = with_reshape_note(reason, steps, src, tgt)
+        name, target = src.name, tgt.name
+        spec = self.targets[target]
+        self.matches[target] = Match(
+            target, (name,), steps, reason, spec.shape, (self.sources[name].shape,), spec.dtype
+        )
+        self.free_tgt.pop(target, None)
+        self.free_src.pop(name, None)
+        self._version += 1
 
 
 def _index(specs: Sequence[VarSpec], label: str) -> dict[str, VarSpec]:

@@ -85,10 +85,17 @@ def _groups(specs: list[VarSpec]) -> list[Group]:
     side_key = _side_key(specs)
     keys = {spec.name: side_key(spec) for spec in specs}  # each spec's sort key computed once
     by_scope: dict[str, Group] = {}
+    unnamed: dict[str, bool] = {}  # is_unnamed per leaf: few distinct leaves
     for spec in specs:
         norm = normalise(spec.name)
-        scope = scope_of(norm)
-        gid = norm if (not scope or is_unnamed(norm)) else scope + "/"
+        scope, _, leaf = norm.rpartition("/")  # scope_of(norm), leaf_of(norm)
+        if scope:
+            alone = unnamed.get(leaf)
+            if alone is None:
+                alone = unnamed[leaf] = is_unnamed(leaf)
+            gid = norm if alone else scope + "/"
+        else:
+            gid = norm
         group = by_scope.get(gid)
         if group is None:
             by_scope[gid] = [spec]
