@@ -172,8 +172,15 @@ class MappingPlan:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The plan as JSON text (see :meth:`to_dict`)."""
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+        """The plan as JSON text (see :meth:`to_dict`).
+
+        ``indent=None`` gives ``json.dumps(plan.to_dict())``'s text exactly, written without the
+        dict of every match and auxiliary entry (what makes 12 MB plans quick to print).
+        """
+        if indent is not None:
+            return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+        with collector_paused():  # only acyclic strings and lists are made
+            return _compact_json(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MappingPlan:
@@ -239,6 +246,83 @@ def _match_dict(m: Match) -> dict[str, Any]:
         "source_shapes": [list(s) for s in m.source_shapes],
         "target_dtype": m.target_dtype,
     }
+
+
+def _compact_json(plan: MappingPlan) -> str:
+    """``json.dumps(plan.to_dict())``: each match and auxiliary entry written as the encoder
+    writes its dict (same keys, order, separators and string escapes), every other value given
+    to ``json.dumps`` itself."""
+    dumps, text = json.dumps, _Texts()
+    fields: list[tuple[str, str]] = [
+        ("version", "1"),
+        ("source_label", dumps(plan.source_label)),
+        ("target_label", dumps(plan.target_label)),
+        ("complete", dumps(plan.complete)),
+        ("matches", "[" + ", ".join([_match_json(m, text) for m in plan.matches]) + "]"),
+        ("missing", dumps([_unmatched_dict(u) for u in plan.missing])),
+        ("unused", dumps(list(plan.unused))),
+        ("auxiliary", "[" + ", ".join([_aux_json(a, text) for a in plan.auxiliary]) + "]"),
+        (
+            "target_auxiliary",
+            "[" + ", ".join([_aux_json(a, text) for a in plan.target_auxiliary]) + "]",
+        ),
+        ("ignored", dumps(list(plan.ignored))),
+        ("ignored_targets", dumps(list(plan.ignored_targets))),
+        ("unused_rules", dumps(list(plan.unused_rules))),
+        ("family", dumps(plan.family)),
+    ]
+    if plan.notes:
+        fields.append(("notes", dumps(list(plan.notes))))
+    return "{" + ", ".join([f'"{key}": {value}' for key, value in fields]) + "}"
+
+
+class _Texts:
+    """JSON text of the values plans repeat: strings (reasons, dtypes, kinds) by value, shapes by
+    identity (sides share one tuple per distinct shape; an equal tuple is not always the same
+    JSON: ``(1,) == (True,)``), each encoded once by ``json``'s own encoder."""
+
+    def __init__(self) -> None:
+        self.strings: dict[str, str] = {}
+        self.shapes: dict[int, tuple[tuple[int, ...], str]] = {}
+        self.encode = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+    def string(self, value: str) -> str:
+        out = self.strings.get(value)
+        if out is None:
+            out = self.strings[value] = json.dumps(value)
+        return out
+
+    def shape(self, shape: tuple[int, ...]) -> str:
+        hit = self.shapes.get(id(shape))
+        if hit is not None and hit[0] is shape:
+            return hit[1]
+        out = json.dumps(list(shape))
+        self.shapes[id(shape)] = (shape, out)  # holds the tuple: its id stays its own
+        return out
+
+
+def _match_json(m: Match, text: _Texts) -> str:
+    """``json.dumps(_match_dict(m))``."""
+    enc, shape = text.encode, text.shape
+    sources = m.sources[0] if len(m.sources) == 1 else None
+    return (
+        f'{{"target": {enc(m.target)}, "sources": '
+        + (f"[{enc(sources)}]" if sources is not None else json.dumps(list(m.sources)))
+        + ', "steps": '
+        + (json.dumps([step_dict(s) for s in m.steps]) if m.steps else "[]")
+        + f', "reason": {text.string(m.reason)}, "target_shape": {shape(m.target_shape)}'
+        + ', "source_shapes": ['
+        + ", ".join([shape(s) for s in m.source_shapes])
+        + f'], "target_dtype": {text.string(m.target_dtype)}}}'
+    )
+
+
+def _aux_json(a: Auxiliary, text: _Texts) -> str:
+    """``json.dumps(_aux_dict(a))``."""
+    enc = text.encode
+    of = "null" if a.of is None else enc(a.of)
+    out = f'{{"name": {enc(a.name)}, "kind": {text.string(a.kind)}, "of": {of}'
+    return out + (f', "slot": {json.dumps(a.slot)}}}' if a.slot is not None else "}")
 
 
 def _match_from(d: dict[str, Any]) -> Match:
