@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from ckptbridge.engine._names import (
+    MEANINGFUL_LEAVES,
     is_unnamed,
     meaningful_leaf,
     natural_key,
@@ -116,12 +117,19 @@ def _leaves_conflict(a: VarSpec, b: VarSpec) -> bool:
     return la is not None and lb is not None and la != lb
 
 
+def _roles(group: Group) -> list[str | None]:
+    """``meaningful_leaf(normalise(name))`` of each member (inline: one call per member)."""
+    return [
+        leaf if (leaf := normalise(s.name).rpartition("/")[2]) in MEANINGFUL_LEAVES else None
+        for s in group
+    ]
+
+
 def pair_groups(a: Group, b: Group) -> Pairing | None:
     """Member-by-member pairing of two groups, or None when they are not the same kind of layer."""
     if len(a) != len(b):
         return None
-    leaves_a = [meaningful_leaf(normalise(s.name)) for s in a]
-    leaves_b = [meaningful_leaf(normalise(s.name)) for s in b]
+    leaves_a, leaves_b = _roles(a), _roles(b)
     if None not in leaves_a and len(set(leaves_a)) == len(a) and set(leaves_a) == set(leaves_b):
         by_leaf = dict(zip(leaves_b, b, strict=True))
         ordered = [by_leaf[leaf] for leaf in leaves_a]  # type: ignore[index]
@@ -130,7 +138,7 @@ def pair_groups(a: Group, b: Group) -> Pairing | None:
         ordered = b
     out: Pairing = []
     for s, t, la, lb in zip(a, ordered, leaves_a, leaves_b, strict=True):
-        steps = fit(s, t)
+        steps = () if s.shape == t.shape and s.dtype == t.dtype else fit(s, t)  # fit's () inline
         if steps is None or (la is not None and lb is not None and la != lb):  # leaves conflict
             return None
         out.append((s, t, steps))
