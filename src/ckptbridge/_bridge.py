@@ -37,8 +37,10 @@ class Bridge:
     ``"preset:NAME"``; loaded (and validated) once, here. ``strict``: whether :meth:`restore`
     requires every model variable to be restored (the rules' ``options.strict: false`` relaxes it).
 
-    >>> bridge = Bridge(rules={"map": {"fc2/weights": "dense_1/kernel"}})
-    >>> report = bridge.restore(model, "old/model.ckpt-1000")
+    >>> Bridge(rules={"map": {"fc2/weights": "dense_1/kernel"}})
+    Bridge(rules=<0 renames, 1 pairs>, strict=True)
+
+    Example: ``Bridge(rules="rules.yaml").restore(model, "old/model.ckpt-1000")``.
     """
 
     def __init__(self, rules: RulesLike = None, *, strict: bool = True) -> None:
@@ -65,7 +67,7 @@ class Bridge:
         assignment. ``strict=None`` uses the Bridge's setting. ``progress``: a byte bar on
         stderr while values are read (None: only when stderr is a terminal).
 
-        >>> print(Bridge().restore(model, "old/model.ckpt-1000"))
+        Example: ``print(Bridge().restore(model, "old/model.ckpt-1000"))``.
         """
         from ckptbridge.restoring import restore_into
 
@@ -78,8 +80,7 @@ class Bridge:
         ``target``: a live model, a template checkpoint (TF1 or TF2: prefix or directory), or a
         ``.meta`` file.
 
-        >>> Bridge().plan("old/model.ckpt-1000", "new/ckpt-1").complete
-        True
+        Example: ``Bridge().plan("old/model.ckpt-1000", "new/ckpt-1").complete`` -> ``True``.
         """
         from ckptbridge.engine import derive
         from ckptbridge.sides import describe_checkpoint, describe_target
@@ -100,7 +101,7 @@ class Bridge:
         Keyword arguments go to ``ckptbridge.conversion.convert`` (``target=``, ``to=``,
         ``overwrite=``, ``link=``, ``verify=``).
 
-        >>> Bridge(rules="rules.yaml").convert("old/", "new/", target="template/ckpt-1")
+        Example: ``Bridge(rules="rules.yaml").convert("old/", "new/", target="template/ckpt-1")``.
         """
         from ckptbridge.conversion import convert as run
 
@@ -118,8 +119,7 @@ def restore(
 ) -> RestoreReport:
     """Restore a TF1 (V1 or V2) or TF2 checkpoint into a live model; see :meth:`Bridge.restore`.
 
-    >>> report = ckptbridge.restore(model, "old/model.ckpt-1000")
-    >>> print(report)
+    Example: ``print(ckptbridge.restore(model, "old/model.ckpt-1000"))``.
     """
     return Bridge(rules, strict=strict).restore(model, checkpoint, progress=progress)
 
@@ -127,8 +127,7 @@ def restore(
 def plan(checkpoint: PathLike, target: TargetLike, rules: RulesLike = None) -> MappingPlan:
     """Derive the mapping from ``checkpoint`` to ``target`` without assigning; see :meth:`Bridge.plan`.
 
-    >>> print(ckptbridge.plan("old/model.ckpt-1000", model).complete)
-    True
+    Example: ``ckptbridge.plan("old/model.ckpt-1000", model).complete`` -> ``True``.
     """
     return Bridge(rules).plan(checkpoint, target)
 
@@ -138,6 +137,6 @@ def convert(
 ) -> ConversionReport:
     """Re-save a checkpoint in the target's format; see :meth:`Bridge.convert`.
 
-    >>> ckptbridge.convert("old/model.ckpt-1000", "new/", target="template/ckpt-1")
+    Example: ``ckptbridge.convert("old/model.ckpt-1000", "new/", target="template/ckpt-1")``.
     """
     return Bridge(rules).convert(src, dst_dir, **kwargs)

@@ -44,7 +44,7 @@ def render_table(
     ``rule`` adds a line of dashes under the header; ``indent`` starts every line.
 
     >>> render_table(("key", "shape"), [("w", "(2, 3)"), ("bias", "(3,)")], rule=True)
-    ['key   shape', '----  -----', 'w     (2, 3)', 'bias  (3,)']
+    ['key   shape', '----  ------', 'w     (2, 3)', 'bias  (3,)']
     """
     body = [tuple(r) for r in rows]
     table = [tuple(header), *body]

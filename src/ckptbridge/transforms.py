@@ -101,6 +101,7 @@ def apply_steps(
 ) -> np.ndarray[Any, Any]:
     """Run ``steps`` over ``arrays`` (sources in ``Match.sources`` order) and return the result.
 
+    >>> import numpy as np
     >>> from ckptbridge.rules import Add
     >>> apply_steps([np.zeros(4, np.float32)], [Add(value=1.0, start=2)]).tolist()
     [0.0, 0.0, 1.0, 1.0]

@@ -47,9 +47,8 @@ def tf1_optimizer_plan(
     slot entries (``weights.target_auxiliary``) when it has them, else TF1's defaults. Counters:
     those the template has, or all of TF1's defaults when it has none.
 
-    >>> opt_plan = tf1_optimizer_plan(plan, live_opt.side, iterations=3)
-    >>> [c.target for c in opt_plan.counters]
-    ['beta1_power', 'beta2_power', 'global_step']
+    Example: ``[c.target for c in tf1_optimizer_plan(plan, live_opt.side, iterations=3).counters]``
+    -> ``['beta1_power', 'beta2_power', 'global_step']`` for Adam and a template without counters.
     """
     with_slots = {s.weight for s in source.slots}
     trained = [
@@ -94,7 +93,7 @@ def save_tf1_checkpoint(
     ``template``: a TF1 checkpoint or ``.meta`` with the names to write (the TF1 graph's). Raises
     :class:`MappingError` before writing when a template weight has no source.
 
-    >>> save_tf1_checkpoint(model, "tf1/model.ckpt-3", template="old/model.ckpt-0")
+    Example: ``save_tf1_checkpoint(model, "tf1/model.ckpt-3", template="old/model.ckpt-0")``.
     """
     from ckptbridge.engine import derive, format_not_found
     from ckptbridge.format import BundleWriter

@@ -55,6 +55,7 @@ def tensor_name(target_name: str) -> str:
 def plan_fingerprint(plan: Any) -> str:
     """SHA-256 of the plan's matches (target, sources, steps): the same mapping, the same digest.
 
+    >>> from ckptbridge.engine import MappingPlan
     >>> len(plan_fingerprint(MappingPlan()))
     64
     """

@@ -43,6 +43,10 @@ def _drop(
 def resolved_map(st: State, rules: Rules) -> dict[str, str]:
     """The ``map`` pairs whose key and name both resolve: checkpoint key -> target name.
 
+    >>> from ckptbridge.engine import VarSpec
+    >>> from ckptbridge.rules import Rules
+    >>> st = State.build([VarSpec("fc/weights", (3, 2), "float32")],
+    ...                  [VarSpec("dense/kernel", (3, 2), "float32")], ("ckpt", "model"))
     >>> resolved_map(st, Rules(map={"fc/weights:0": "dense/kernel"}))
     {'fc/weights': 'dense/kernel'}
     """

@@ -153,6 +153,7 @@ def name_from_numpy(dtype: np.dtype[np.generic]) -> str:
 
     Example::
 
+        >>> import numpy as np
         >>> name_from_numpy(np.dtype("int8"))
         'int8'
     """

@@ -65,6 +65,7 @@ _CLASSES = {"lstm_cell": "LSTMCell", "gru_cell": "GRUCell", "simple_rnn_cell": "
 def is_keras_file(path: Location) -> bool:
     """True for a file named ``*.weights.h5`` or ``*.keras``, or that starts like HDF5.
 
+    >>> from pathlib import Path
     >>> is_keras_file(Path("model.weights.h5"))
     True
     """

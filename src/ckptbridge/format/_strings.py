@@ -3,6 +3,7 @@
 The entry checksum covers each length as a little-endian uint32 (uint64 above 4 GiB), then the
 4 stored checksum bytes, then the string bytes, exactly as TensorFlow's ``WriteStringTensor``::
 
+    >>> import numpy as np
     >>> data, crc = encode_strings([b"ab", b""])
     >>> decode_strings(np.frombuffer(data, np.uint8), 2)[0].tolist()
     [b'ab', b'']

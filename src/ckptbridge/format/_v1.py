@@ -148,6 +148,7 @@ def shard_files(path: Location) -> list[Location]:
 
     Example::
 
+        >>> from pathlib import Path
         >>> [p.name for p in shard_files(Path("export-00001-of-00002"))]
         ['export-00000-of-00002', 'export-00001-of-00002']
     """

@@ -1,8 +1,9 @@
 """The optimizer part of ``restore`` (``options.optimizer_state: true``): plan, read and check it
 before the restore assigns anything, assign it with the weights.
 
->>> prepared = prepare_restore(model, live, ckpt, plan, strict=True)   # raises before assigning
->>> assign_values(live, weight_values); assign_optimizer(prepared.live, prepared.values)
+Example: ``prepared = prepare_restore(model, live.variables, ckpt, plan, strict=True)`` (raises
+before anything is assigned), then ``assign_values(live, weight_values)`` and
+``assign_optimizer(prepared.live, prepared.values)``.
 """
 
 from __future__ import annotations
@@ -88,9 +89,8 @@ def prepare_restore(
     assigned) when the model has no optimizer, the kinds differ, or, with ``strict``, an optimizer
     variable has no source.
 
-    >>> prepared = prepare_restore(model, live.variables, ckpt, plan, strict=True)
-    >>> [m.target for m in prepared.plan.slots][:1]
-    ['adam/sequential_dense_kernel_momentum']
+    Example: ``prepare_restore(model, live.variables, ckpt, plan, strict=True).plan.slots[0].target``
+    -> ``'adam/sequential_dense_kernel_momentum'`` for a Sequential model compiled with Adam.
     """
     label = str(ckpt.prefix)
     optimizer = optimizer_of(model)

@@ -55,8 +55,7 @@ class RestoreReport:
     should know: values assumed because nothing records them (the plan's notes, e.g. a TF1 LSTM
     cell's forget bias without a ``.meta``), optimizer hyperparameters taken on trust.
 
-    >>> report = ckptbridge.restore(model, "old/model.ckpt-1000")
-    >>> report.assert_consumed()
+    Example: ``ckptbridge.restore(model, "old/model.ckpt-1000").assert_consumed()``.
     """
 
     checkpoint: str
@@ -104,7 +103,7 @@ class RestoreReport:
     def assert_consumed(self) -> None:
         """Raise :class:`MappingError` if any non-auxiliary checkpoint entry went unused.
 
-        >>> ckptbridge.restore(model, "old/model.ckpt-1000").assert_consumed()
+        Example: ``ckptbridge.restore(model, "old/model.ckpt-1000").assert_consumed()``.
         """
         if not self.unused:
             return
@@ -120,6 +119,9 @@ class RestoreReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (no tensor values).
 
+        >>> from ckptbridge.engine import Match
+        >>> match = Match("sequential/dense/kernel", ("fc/weights",), reason="identical shape")
+        >>> report = RestoreReport("old/model.ckpt-1000", "sequential", matched=[match])
         >>> report.to_dict()["matched"][0]["target"]
         'sequential/dense/kernel'
         """
@@ -156,7 +158,8 @@ class RestoreReport:
     def to_json(self, indent: int | None = 2) -> str:
         """The report as a JSON document.
 
-        >>> json.loads(report.to_json())["complete"]
+        >>> import json
+        >>> json.loads(RestoreReport("old/model.ckpt-1000", "sequential").to_json())["complete"]
         True
         """
         return json.dumps(self.to_dict(), indent=indent)
@@ -285,8 +288,8 @@ def restore_into(
     assigned (building the optimizer's slots if it has none yet). ``progress``: a byte bar on
     stderr while the values are read (None: when stderr is a terminal).
 
-    >>> restore_into(model, "old/model.ckpt-1000", Rules(), strict=True).complete
-    True
+    Example: ``restore_into(model, "old/model.ckpt-1000", Rules(), strict=True).complete`` ->
+    ``True``.
     """
     from ckptbridge.engine import derive
     from ckptbridge.format import open_checkpoint

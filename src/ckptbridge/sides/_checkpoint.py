@@ -261,8 +261,7 @@ def _keras_specs(ckpt: Checkpoint) -> list[VarSpec]:
 def checkpoint_specs(ckpt: Checkpoint) -> list[VarSpec]:
     """VarSpecs of an open checkpoint (see the module docstring for names, aliases and order).
 
-    >>> with open_checkpoint("old/model.ckpt-1000") as ckpt:
-    ...     specs = checkpoint_specs(ckpt)
+    Example: ``with open_checkpoint("old/model.ckpt-1000") as ckpt: specs = checkpoint_specs(ckpt)``.
     """
     if ckpt.kind == "keras":
         return _keras_specs(ckpt)
@@ -273,7 +272,7 @@ def checkpoint_specs(ckpt: Checkpoint) -> list[VarSpec]:
 def meta_specs(meta: Any) -> list[VarSpec]:
     """VarSpecs of the variables a ``.meta`` graph declares, partitions folded into one spec.
 
-    >>> specs = meta_specs(read_meta_file(Path("old/model.ckpt-1000.meta")))
+    Example: ``meta_specs(read_meta_file(Path("old/model.ckpt-1000.meta")))``.
     """
     constants = forget_biases(meta)
     return [
@@ -293,7 +292,7 @@ def meta_specs(meta: Any) -> list[VarSpec]:
 def read_meta_file(path: Location) -> Any:
     """Decode a ``.meta`` file (MetaGraphDef) into the format package's ``MetaInfo``.
 
-    >>> meta = read_meta_file(Path("old/model.ckpt-1000.meta"))
+    Example: ``read_meta_file(Path("old/model.ckpt-1000.meta")).variables``.
     """
     from ckptbridge.format import MetaInfo
 
@@ -316,7 +315,17 @@ def read_meta_file(path: Location) -> Any:
 def describe_checkpoint(path: str | os.PathLike[str]) -> Side:
     """Open a checkpoint (prefix, directory or file) and describe it as a plan side.
 
-    >>> side = describe_checkpoint("old/model.ckpt-1000")
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from ckptbridge.format import BundleWriter
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with BundleWriter(f"{tmp.name}/model.ckpt-1") as writer:
+    ...     writer.add("fc/weights", np.zeros((3, 2), np.float32))
+    ...     writer.add("global_step", np.int64(1))
+    >>> side = describe_checkpoint(f"{tmp.name}/model.ckpt-1")
+    >>> side.kind, [(s.name, s.shape, s.dtype) for s in side.specs]
+    ('tf1', [('fc/weights', (3, 2), 'float32'), ('global_step', (), 'int64')])
+    >>> tmp.cleanup()
     """
     from ckptbridge.format import open_checkpoint
 
@@ -327,8 +336,7 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> Side:
 def checkpoint_side(ckpt: Checkpoint) -> Side:
     """An open checkpoint as a plan side (what :func:`describe_checkpoint` returns for its path).
 
-    >>> with open_checkpoint("old/model.ckpt-1000") as ckpt:
-    ...     side = checkpoint_side(ckpt)
+    Example: ``with open_checkpoint("old/model.ckpt-1000") as ckpt: side = checkpoint_side(ckpt)``.
     """
     return Side(
         specs=tuple(checkpoint_specs(ckpt)), label=str(ckpt.prefix), kind=str(ckpt.kind.value)

@@ -174,6 +174,7 @@ def forget_biases(meta: Any) -> dict[str, tuple[GraphConstant, ...]]:
     (``LSTMCell(cell_clip=C)``) also lists ``GraphConstant("cell_clip", C, ...)``, which no
     Keras LSTM reproduces. Empty without LSTM-like variables.
 
+    >>> from ckptbridge.format import MetaInfo
     >>> forget_biases(MetaInfo())
     {}
     """

@@ -170,9 +170,9 @@ def _base_name(variable: Any, kind: ModelKind) -> str:
 def describe_model(model: Any) -> LiveModel:
     """Describe every restorable variable of ``model`` as a :class:`VarSpec`, in creation order.
 
-    >>> live = describe_model(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
-    >>> [s.name for s in live.specs]
-    ['sequential/dense/kernel', 'sequential/dense/bias']
+    Example: ``[s.name for s in describe_model(model).specs]`` ->
+    ``['sequential/dense/kernel', 'sequential/dense/bias']`` for
+    ``model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])``.
     """
     kind = _kind_of(model)
     if kind is None:
@@ -229,7 +229,7 @@ def check_values(live: LiveModel, values: dict[str, Any]) -> None:
     """Check every value (array or tensor) against its variable's shape and dtype; raise before
     anything is assigned.
 
-    >>> check_values(live, {"sequential/dense/bias": np.zeros(2, np.float32)})
+    Example: ``check_values(live, {"sequential/dense/bias": np.zeros(2, np.float32)})``.
     """
     problems: list[str] = []
     specs = {s.name: s for s in live.specs}
@@ -252,7 +252,7 @@ def check_values(live: LiveModel, values: dict[str, Any]) -> None:
 def assign_values(live: LiveModel, values: dict[str, Any]) -> None:
     """Assign checked values to the model's variables (call :func:`check_values` first).
 
-    >>> assign_values(live, {"sequential/dense/bias": np.ones(2, np.float32)})
+    Example: ``assign_values(live, {"sequential/dense/bias": np.ones(2, np.float32)})``.
     """
     for name, value in values.items():
         variable = live.variables[name]

@@ -58,8 +58,8 @@ class LiveOptimizer:
 def optimizer_of(model: Any) -> Any:
     """``model.optimizer``, or a :class:`MappingError` that says to compile the model.
 
-    >>> optimizer_of(model).__class__.__name__
-    'Adam'
+    Example: ``type(optimizer_of(model)).__name__`` -> ``'Adam'`` after
+    ``model.compile(optimizer="adam", loss="mse")``.
     """
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
@@ -156,9 +156,9 @@ def describe_optimizer(
     ``weights``: the model's variables by the names the weight plan uses; ``trainable``: the
     variables the optimizer trains (``model.trainable_variables``).
 
-    >>> live_opt = describe_optimizer(model.optimizer, live.variables, model.trainable_variables)
-    >>> live_opt.side.counters
-    {'iterations': 'adam/iteration', 'learning_rate': 'adam/learning_rate'}
+    Example: ``describe_optimizer(model.optimizer, live.variables, model.trainable_variables)``
+    for a model compiled with Adam: its ``side.counters`` are
+    ``{'iterations': 'adam/iteration', 'learning_rate': 'adam/learning_rate'}``.
     """
     flavour = _flavour(optimizer)
     family = _family(optimizer, flavour)
@@ -196,7 +196,7 @@ def describe_optimizer(
 def slot_values(plan: OptimizerPlan, read: Any) -> dict[str, np.ndarray[Any, Any]]:
     """Compute every target slot and counter of ``plan``; ``read(name)`` returns a source array.
 
-    >>> values = slot_values(opt_plan, ckpt.read)
+    Example: ``values = slot_values(opt_plan, ckpt.read)``.
     """
     from ckptbridge.transforms import apply_steps, resolve_dtype
 
@@ -219,7 +219,7 @@ def slot_values(plan: OptimizerPlan, read: Any) -> dict[str, np.ndarray[Any, Any
 def check_optimizer(live_opt: LiveOptimizer, values: dict[str, np.ndarray[Any, Any]]) -> None:
     """Check every value against its optimizer variable's shape; raise before anything is assigned.
 
-    >>> check_optimizer(live_opt, slot_values(opt_plan, ckpt.read))
+    Example: ``check_optimizer(live_opt, slot_values(opt_plan, ckpt.read))``.
     """
     problems = []
     for name, value in values.items():
@@ -240,7 +240,7 @@ def check_optimizer(live_opt: LiveOptimizer, values: dict[str, np.ndarray[Any, A
 def assign_optimizer(live_opt: LiveOptimizer, values: dict[str, np.ndarray[Any, Any]]) -> None:
     """Assign checked values (see :func:`check_optimizer`) to the optimizer's variables.
 
-    >>> assign_optimizer(live_opt, values)
+    Example: ``assign_optimizer(live_opt, values)``.
     """
     for name, value in values.items():
         variable = live_opt.variables[name]

@@ -99,8 +99,11 @@ _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}")
 def dotted_factory_hint(value: object) -> str | None:
     """A hint when ``value`` is no path and reads like ``pkg.mod.factory`` (the colon forgotten).
 
-    >>> dotted_factory_hint("myproject.models.build_vgg")
-    "... did you mean 'myproject.models:build_vgg'? ..."
+    >>> dotted_factory_hint("myproject.models.build_vgg").endswith(
+    ...     "did you mean 'myproject.models:build_vgg'?")
+    True
+    >>> dotted_factory_hint("runs/model.ckpt-5") is None
+    True
     """
     if not isinstance(value, str) or os.path.exists(value) or not _DOTTED.fullmatch(value):
         return None
@@ -117,8 +120,7 @@ def describe_target(target: TargetLike) -> Side:
     """The target side of a plan: a live model, a model factory, a template checkpoint, or a
     ``.meta`` file.
 
-    >>> describe_target("template/ckpt-1").kind
-    'tf2'
+    Example: ``describe_target("template/ckpt-1").kind`` -> ``'tf2'``.
     """
     from ckptbridge.sides._live import describe_model, is_live_model
 
