@@ -89,11 +89,14 @@ def auxiliaries(specs: Iterable[VarSpec], known: Container[str]) -> dict[str, Au
                 if plain:
                     if pattern is None:
                         continue
-                    owner = _slot_owner(scope)  # None for no scope: then no auxiliary
-                    if owner is not None:
-                        out[name] = Auxiliary(
-                            name, "optimizer_slot", _resolve_owner(owner, name, known)
-                        )
+                    # _slot_owner(scope), inline for a scope without a partition or newline
+                    owner = (
+                        scope if "/t_" not in scope and "\n" not in scope else _slot_owner(scope)
+                    )
+                    if owner:  # None or '' (no scope): no auxiliary
+                        if owner not in known:  # else _resolve_owner's answer
+                            owner = _resolve_owner(owner, name, known)
+                        out[name] = Auxiliary(name, "optimizer_slot", owner)
                     continue
         found = _classify(key, name, spec.shape)
         if found is not None:

@@ -46,12 +46,16 @@ def _norms(spec: VarSpec, ranks: Ranks, cache: Norms) -> tuple[str, ...]:
     if out is not None:
         return out
     norm = normalise(spec.name)
-    out = (ranks.get(norm, norm),)
-    if spec.aliases:
-        keys = dict.fromkeys(out)
-        for n in spec.aliases:
-            norm = normalise(n)
-            keys[ranks.get(norm, norm)] = None
+    if ranks:  # else every name is its own key
+        norm = ranks.get(norm, norm)
+    aliases = spec.aliases
+    if not aliases:
+        out = (norm,)
+    else:
+        keys = {norm: None}
+        for n in aliases:
+            alias = normalise(n)
+            keys[ranks.get(alias, alias) if ranks else alias] = None
         out = tuple(keys)
     cache[spec.name] = out
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Hashable
+from math import prod
 from typing import Any
 
 from ckptbridge.engine._names import (
@@ -130,7 +131,9 @@ def pair_groups(a: Group, b: Group) -> Pairing | None:
     if len(a) != len(b):
         return None
     leaves_a, leaves_b = _roles(a), _roles(b)
-    if None not in leaves_a and len(set(leaves_a)) == len(a) and set(leaves_a) == set(leaves_b):
+    if leaves_a == leaves_b:  # members already in the same order: the usual case
+        ordered = b
+    elif None not in leaves_a and len(set(leaves_a)) == len(a) and set(leaves_a) == set(leaves_b):
         by_leaf = dict(zip(leaves_b, b, strict=True))
         ordered = [by_leaf[leaf] for leaf in leaves_a]  # type: ignore[index]
         leaves_b = leaves_a  # each member of ``ordered`` has the leaf it was picked for
@@ -147,8 +150,8 @@ def pair_groups(a: Group, b: Group) -> Pairing | None:
 
 def _signature(g: Group) -> tuple[int, ...]:
     if len(g) == 1:
-        return (g[0].size,)
-    return tuple(sorted(s.size for s in g))
+        return (prod(g[0].shape),)  # VarSpec.size, inline
+    return tuple(sorted([prod(s.shape) for s in g]))
 
 
 def _take_aligned(st: State, src: list[Group], tgt: list[Group], reason: str) -> None:
