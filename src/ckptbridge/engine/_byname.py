@@ -37,7 +37,9 @@ def match_by_name(st: State, *, include_aux: bool = False) -> None:
 
 
 def _side_ranks(specs: Iterable[VarSpec]) -> Ranks:
-    names = (n for s in specs for n in (s.name, *s.aliases))
+    specs = list(specs)
+    names = [s.name for s in specs]  # then the aliases: ranks do not depend on the order
+    names += [n for s in specs if s.aliases for n in s.aliases]
     return rank_positions(map(normalise, positional_keys(names)))
 
 
@@ -138,7 +140,8 @@ def _misfit(src: VarSpec, tgt: VarSpec) -> str:
 def _suffix_index(
     specs: list[VarSpec], ranks: Ranks, norms: Norms, keep: Container[str] | None = None
 ) -> dict[str, set[str]]:
-    """Every component suffix of every name -> the specs that have it (only keys in ``keep``).
+    """Every component suffix of every name -> the specs that have it (only keys in ``keep``,
+    which must hold every suffix of each of its keys: another side's index).
 
     A suffix's length is its number of components, so one flat index serves every length.
     """
@@ -148,15 +151,28 @@ def _suffix_index(
         name = spec.name
         keys = known(name)  # _norms' cache, looked up inline
         for norm in keys if keys is not None else _norms(spec, ranks, norms):
-            suffix, sep = norm, "/"
-            while sep:
-                if keep is None or suffix in keep:
+            if keep is None:
+                suffix, sep = norm, "/"
+                while sep:
                     holders = index.get(suffix)
                     if holders is None:
                         index[suffix] = {name}
                     else:
                         holders.add(name)
-                _, sep, suffix = suffix.partition("/")
+                    _, sep, suffix = suffix.partition("/")
+                continue
+            # From the shortest suffix: ``keep`` (another side's index) holds every suffix of
+            # each of its keys, so once a suffix is not kept no longer one is.
+            cut = norm.rfind("/")
+            while (suffix := norm[cut + 1 :]) in keep:
+                holders = index.get(suffix)
+                if holders is None:
+                    index[suffix] = {name}
+                else:
+                    holders.add(name)
+                if cut < 0:
+                    break
+                cut = norm.rfind("/", 0, cut)
     return index
 
 

@@ -86,6 +86,8 @@ def _tf2_specs(ckpt: Checkpoint) -> list[VarSpec]:
                 # the name the variable had when it was saved: one more naming signal
                 aliases = (*aliases, var.full_name)
         specs[key] = _entry_spec(name, entry, order=order, aliases=aliases, shapes=shapes)
+    if not facts:  # no optimizer: no spec to mark auxiliary
+        return list(specs.values())
     names = {key: spec.name for key, spec in specs.items()}
     return [
         replace(spec, auxiliary=_auxiliary(spec.name, facts[key], names)) if key in facts else spec
