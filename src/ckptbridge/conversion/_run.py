@@ -26,8 +26,8 @@ from ckptbridge.conversion._item import SINGLE_FILE, convert_item, output_name
 from ckptbridge.conversion._report import ConversionReport, ItemReport
 from ckptbridge.conversion._target import Target, resolve_target
 from ckptbridge.engine._names import natural_key
-from ckptbridge.format._keras import KERAS_SUFFIXES
 from ckptbridge.format._storage import Location, as_location, glob_locations, is_url
+from ckptbridge.format._types import KERAS_SUFFIXES
 
 if TYPE_CHECKING:
     from ckptbridge.rules import Rules, RulesLike

@@ -13,10 +13,10 @@ natively::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ckptbridge.format._checkpoint import Checkpoint, open_checkpoint
-from ckptbridge.format._graph import Graph, GraphNode, decode_graph
-from ckptbridge.format._meta import MetaInfo, MetaVariable
-from ckptbridge.format._objgraph import ObjectGraph, ObjNode, ObjVariable, variable_key
 from ckptbridge.format._resolve import resolve_checkpoint
 from ckptbridge.format._state import CheckpointState, read_state_file, write_state_file
 from ckptbridge.format._storage import Location, RemotePath, as_location, is_url
@@ -29,6 +29,11 @@ from ckptbridge.format._types import (
     strip_attributes,
 )
 from ckptbridge.format._writer import BundleWriter
+
+if TYPE_CHECKING:
+    from ckptbridge.format._graph import Graph, GraphNode, decode_graph
+    from ckptbridge.format._meta import MetaInfo, MetaVariable
+    from ckptbridge.format._objgraph import ObjectGraph, ObjNode, ObjVariable, variable_key
 
 __all__ = [
     "ATTRIBUTES_SUFFIX",
@@ -58,3 +63,27 @@ __all__ = [
     "variable_key",
     "write_state_file",
 ]
+
+# Decoders of .meta graphs and TF2 object graphs: imported on first use (PEP 562), so reading a
+# TF1 checkpoint without a .meta never loads them.
+_LAZY = {
+    "Graph": "_graph",
+    "GraphNode": "_graph",
+    "decode_graph": "_graph",
+    "MetaInfo": "_meta",
+    "MetaVariable": "_meta",
+    "ObjNode": "_objgraph",
+    "ObjVariable": "_objgraph",
+    "ObjectGraph": "_objgraph",
+    "variable_key": "_objgraph",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The lazily imported names of :data:`_LAZY`."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -24,12 +24,8 @@ from ckptbridge._errors import (
 )
 from ckptbridge.format._bundle import BundleReader
 from ckptbridge.format._files import META_LIMIT, corrupt_guard, read_regular
-from ckptbridge.format._keras import KerasReader, is_keras_file
-from ckptbridge.format._meta import MetaInfo
-from ckptbridge.format._objgraph import ObjectGraph
 from ckptbridge.format._proto import ProtoError
 from ckptbridge.format._resolve import resolve_checkpoint
-from ckptbridge.format._safetensors import SafetensorsReader, is_safetensors_file
 from ckptbridge.format._storage import Location, RemotePath, is_file
 from ckptbridge.format._types import (
     ATTRIBUTES_SUFFIX,
@@ -42,6 +38,9 @@ from ckptbridge.format._types import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from ckptbridge.format._meta import MetaInfo
+    from ckptbridge.format._objgraph import ObjectGraph
+
 
 class _Reader(Protocol):
     entries: dict[str, Entry]
@@ -49,6 +48,21 @@ class _Reader(Protocol):
     def read(self, key: str) -> np.ndarray[Any, Any]: ...
 
     def close(self) -> None: ...
+
+
+def _single_file_reader(prefix: Location) -> tuple[_Reader, CheckpointKind]:
+    """The reader of a checkpoint without ``.index``: Keras weights, safetensors, else V1."""
+    from ckptbridge.format._keras import KerasReader, is_keras_file
+
+    if is_keras_file(prefix):
+        return KerasReader(prefix), CheckpointKind.KERAS
+    from ckptbridge.format._safetensors import SafetensorsReader, is_safetensors_file
+
+    if is_safetensors_file(prefix):
+        return SafetensorsReader(prefix), CheckpointKind.SAFETENSORS
+    from ckptbridge.format._v1 import V1Reader
+
+    return V1Reader(prefix), CheckpointKind.TF1_V1
 
 
 class Checkpoint:
@@ -68,17 +82,8 @@ class Checkpoint:
                 if OBJECT_GRAPH_KEY in self._reader.entries
                 else CheckpointKind.TF1
             )
-        elif is_keras_file(prefix):
-            self._reader = KerasReader(prefix)
-            self.kind = CheckpointKind.KERAS
-        elif is_safetensors_file(prefix):
-            self._reader = SafetensorsReader(prefix)
-            self.kind = CheckpointKind.SAFETENSORS
-        else:
-            from ckptbridge.format._v1 import V1Reader
-
-            self._reader = V1Reader(prefix)
-            self.kind = CheckpointKind.TF1_V1
+        else:  # a single file: its reader's module is imported only to read one
+            self._reader, self.kind = _single_file_reader(prefix)
         self.entries: dict[str, Entry] = self._reader.entries
 
     def __repr__(self) -> str:
@@ -197,8 +202,11 @@ class Checkpoint:
 
             ckpt.keras_layout("sequential/dense/kernel")   # (0, ('layers/dense/vars/0',), None)
         """
-        if not isinstance(self._reader, KerasReader):
+        if self.kind is not CheckpointKind.KERAS:  # the one kind a KerasReader reads
             return None
+        from ckptbridge.format._keras import KerasReader
+
+        assert isinstance(self._reader, KerasReader)
         self._entry(key)
         return self._reader.order(key), self._reader.aliases(key), self._reader.layer(key)
 
@@ -215,6 +223,8 @@ class Checkpoint:
                 "The checkpoint is damaged; read the tensors by key instead."
             )
         value = self.read_strings(OBJECT_GRAPH_KEY)[0]
+        from ckptbridge.format._objgraph import ObjectGraph
+
         with corrupt_guard(f"{self.prefix}: {OBJECT_GRAPH_KEY}"):
             try:
                 return ObjectGraph.decode(value)
@@ -243,6 +253,8 @@ class Checkpoint:
         except CkptBridgeError as exc:
             self.warnings.append(f"{exc} Ignoring the .meta file.")
             return None
+        from ckptbridge.format._meta import MetaInfo
+
         try:
             return MetaInfo.decode(data)
         except (

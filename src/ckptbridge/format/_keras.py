@@ -31,14 +31,13 @@ from ckptbridge._errors import (
 )
 from ckptbridge._optional import require
 from ckptbridge.format._storage import Location, RemotePath
-from ckptbridge.format._types import Entry
+from ckptbridge.format._types import KERAS_SUFFIXES, Entry
 
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["KERAS_SUFFIXES", "KerasReader", "is_keras_file"]
 
-KERAS_SUFFIXES = (".weights.h5", ".keras")
 _H5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _WEIGHTS_IN_ZIP = "model.weights.h5"
 _COUNTER = re.compile(r"_\d+$")

@@ -17,11 +17,10 @@ from typing import TypeVar, cast
 
 from ckptbridge._errors import CheckpointNotFoundError, CkptBridgeError
 from ckptbridge.format._files import is_directory, is_regular, open_regular
-from ckptbridge.format._keras import KERAS_SUFFIXES
-from ckptbridge.format._safetensors import SAFETENSORS_SUFFIX
 from ckptbridge.format._state import STATE_FILE, read_state_file
 from ckptbridge.format._storage import Location, RemotePath, as_location
 from ckptbridge.format._table import MAGIC
+from ckptbridge.format._types import KERAS_SUFFIXES, SAFETENSORS_SUFFIX
 
 _SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _NOT_V1 = re.compile(

@@ -26,14 +26,13 @@ from typing import TYPE_CHECKING, Any
 from ckptbridge._errors import CorruptCheckpointError
 from ckptbridge.format._files import open_regular, os_error
 from ckptbridge.format._storage import Location, RemotePath
-from ckptbridge.format._types import Entry
+from ckptbridge.format._types import SAFETENSORS_SUFFIX, Entry
 
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["SAFETENSORS_SUFFIX", "SafetensorsReader", "is_safetensors_file"]
 
-SAFETENSORS_SUFFIX = ".safetensors"
 HEADER_LIMIT = 100 << 20  # the safetensors library refuses larger headers too
 # safetensors dtype code -> ckptbridge dtype name
 DTYPES = {

@@ -28,6 +28,10 @@ class CheckpointKind(str, Enum):
 
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+# Single-file formats by name (format._keras and format._safetensors read them; here so that
+# resolving a path needs neither reader)
+KERAS_SUFFIXES = (".weights.h5", ".keras")
+SAFETENSORS_SUFFIX = ".safetensors"
 ATTRIBUTES_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"  # TF2: "<object path>" + this = a variable's key
 
 
