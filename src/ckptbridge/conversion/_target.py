@@ -57,7 +57,7 @@ def resolve_target(target: TargetLike, to: str | None) -> Target:
 
     Example: ``resolve_target("template/ckpt-1", None).to`` -> ``"tf2"``.
     """
-    from ckptbridge.sides import is_factory_spec, is_live_model, load_factory
+    from ckptbridge.sides import is_factory_spec, load_factory
 
     if to is not None and to not in TO_KINDS:
         raise UnsupportedCheckpointError(
@@ -65,8 +65,11 @@ def resolve_target(target: TargetLike, to: str | None) -> Target:
         )
     if is_factory_spec(target):
         return _model_target(load_factory(target), to, identity=f"factory:{target}")
-    if is_live_model(target):
-        return _model_target(target, to, identity="")
+    if not isinstance(target, (str, bytes, os.PathLike)):  # a path is never a live model
+        from ckptbridge.sides import is_live_model
+
+        if is_live_model(target):
+            return _model_target(target, to, identity="")
     if not isinstance(target, (str, os.PathLike)) or str(target).endswith(".meta"):
         side = describe_target(target)  # the one resolver (refuses what is no target)
         assert isinstance(target, (str, os.PathLike))

@@ -13,6 +13,9 @@ This layer sits above the engine and the format; TensorFlow is imported only for
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ckptbridge.sides._checkpoint import (
     Side,
     checkpoint_specs,
@@ -20,14 +23,16 @@ from ckptbridge.sides._checkpoint import (
     meta_specs,
     read_meta_file,
 )
-from ckptbridge.sides._live import (
-    LiveModel,
-    assign_values,
-    check_values,
-    describe_model,
-    is_live_model,
-)
 from ckptbridge.sides._target import describe_target, is_factory_spec, load_factory
+
+if TYPE_CHECKING:
+    from ckptbridge.sides._live import (
+        LiveModel,
+        assign_values,
+        check_values,
+        describe_model,
+        is_live_model,
+    )
 
 __all__ = [
     "LiveModel",
@@ -44,3 +49,15 @@ __all__ = [
     "meta_specs",
     "read_meta_file",
 ]
+
+_LIVE = frozenset({"LiveModel", "assign_values", "check_values", "describe_model", "is_live_model"})
+
+
+def __getattr__(name: str) -> Any:
+    """The live-model half (``_live``), imported on first use (PEP 562): a checkpoint-to-checkpoint
+    command never needs it."""
+    if name not in _LIVE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}._live"), name)
+    globals()[name] = value
+    return value

@@ -29,12 +29,12 @@ from ckptbridge.engine._spec import VarSpec
 from ckptbridge.format._gc import collector_paused
 from ckptbridge.format._storage import Location
 from ckptbridge.format._types import ATTRIBUTES_SUFFIX, OBJECT_GRAPH_KEY, strip_attributes
-from ckptbridge.sides._graph_facts import forget_biases
-from ckptbridge.sides._tf2_optimizer import OptimizerFact, optimizer_facts
 
 if TYPE_CHECKING:
+    from ckptbridge.engine._spec import GraphConstant
     from ckptbridge.format import Checkpoint
     from ckptbridge.sides._live import LiveModel
+    from ckptbridge.sides._tf2_optimizer import OptimizerFact
 
 __all__ = [
     "Side",
@@ -60,8 +60,11 @@ class Side:
 def _tf2_specs(ckpt: Checkpoint) -> list[VarSpec]:
     graph = ckpt.object_graph
     by_key: dict[str, Any] = {}
-    facts = optimizer_facts(graph) if graph is not None else {}
+    facts: dict[str, OptimizerFact] = {}
     if graph is not None:
+        from ckptbridge.sides._tf2_optimizer import optimizer_facts  # object graphs only
+
+        facts = optimizer_facts(graph)
         for order, var in enumerate(graph.variables()):
             by_key.setdefault(var.key, (order, var))
     optimizers = {f.optimizer for f in facts.values()}
@@ -236,8 +239,12 @@ def _full_name(var: Any) -> tuple[str, tuple[int, ...], str]:
 
 def _tf1_specs(ckpt: Checkpoint) -> list[VarSpec]:
     meta = ckpt.meta
-    index = _meta_index(meta) if meta is not None else {}
-    constants = forget_biases(meta) if meta is not None else {}
+    index: dict[str, dict[str, Any]] = {}
+    constants: dict[str, tuple[GraphConstant, ...]] = {}
+    if meta is not None:  # .meta facts only beside a .meta: its graph modules load then
+        from ckptbridge.sides._graph_facts import forget_biases
+
+        index, constants = _meta_index(meta), forget_biases(meta)
     shapes: dict[Any, tuple[int, ...]] = {}
     specs = []
     for key, entry in ckpt.entries.items():
@@ -276,6 +283,8 @@ def meta_specs(meta: Any) -> list[VarSpec]:
 
     Example: ``meta_specs(read_meta_file(Path("old/model.ckpt-1000.meta")))``.
     """
+    from ckptbridge.sides._graph_facts import forget_biases
+
     constants = forget_biases(meta)
     return [
         VarSpec(

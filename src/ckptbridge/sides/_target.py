@@ -122,16 +122,17 @@ def describe_target(target: TargetLike) -> Side:
 
     Example: ``describe_target("template/ckpt-1").kind`` -> ``'tf2'``.
     """
-    from ckptbridge.sides._live import describe_model, is_live_model
-
     if is_factory_spec(target):
         target = load_factory(target)
     hint = dotted_factory_hint(target)
     if hint is not None:
         raise CheckpointNotFoundError(hint)
-    if is_live_model(target):
-        live = describe_model(target)
-        return Side(specs=live.specs, label=f"model {live.label!r}", kind="model", live=live)
+    if not isinstance(target, (str, bytes, os.PathLike)):  # a path is never a live model
+        from ckptbridge.sides._live import describe_model, is_live_model
+
+        if is_live_model(target):
+            live = describe_model(target)
+            return Side(specs=live.specs, label=f"model {live.label!r}", kind="model", live=live)
     if not isinstance(target, (str, os.PathLike)):
         raise UnsupportedCheckpointError(
             f"target {_a(target)} is not usable: expected a template checkpoint "

@@ -23,11 +23,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ckptbridge.engine._plan import Auxiliary
 from ckptbridge.engine._spec import VarSpec
-from ckptbridge.engine.optim._types import Family, Hyper, OptimizerSide, SlotRef
 from ckptbridge.format._objgraph import VARIABLE_VALUE, ObjectGraph
+
+if TYPE_CHECKING:
+    from ckptbridge.engine.optim._types import Family, OptimizerSide, SlotRef
 
 __all__ = ["OptimizerFact", "optimizer_facts", "tf2_side"]
 
@@ -209,6 +212,8 @@ def tf2_side(
     found = _family(graph, facts) if facts else None
     if found is None:
         return None
+    from ckptbridge.engine.optim._types import Hyper, OptimizerSide, SlotRef  # optimizers only
+
     family, name = found
     roles = _ROLES[family]
     slots: list[SlotRef] = []
