@@ -41,12 +41,17 @@ Order of decisions (each ``Match.reason`` says which one decided it):
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ckptbridge.engine._aux import classify_auxiliary
 from ckptbridge.engine._derive import derive
-from ckptbridge.engine._diagnose import format_not_found
 from ckptbridge.engine._names import layout_compatible, natural_key, normalise
 from ckptbridge.engine._plan import Auxiliary, Candidate, MappingPlan, Match, Unmatched
 from ckptbridge.engine._spec import VarSpec
+
+if TYPE_CHECKING:
+    from ckptbridge.engine._diagnose import format_not_found
 
 __all__ = [
     "Auxiliary",
@@ -62,3 +67,13 @@ __all__ = [
     "natural_key",
     "normalise",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``format_not_found`` (the explanations of an incomplete plan), imported on first use
+    (PEP 562): a complete plan never needs it."""
+    if name != "format_not_found":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = importlib.import_module(f"{__name__}._diagnose").format_not_found
+    globals()[name] = value
+    return value

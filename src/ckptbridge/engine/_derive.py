@@ -19,9 +19,8 @@ from ckptbridge.engine._apply_rules import (
 )
 from ckptbridge.engine._aux import auxiliaries
 from ckptbridge.engine._byname import match_by_name
-from ckptbridge.engine._diagnose import explain_missing
 from ckptbridge.engine._names import layout_compatible, strip_key
-from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match
+from ckptbridge.engine._plan import Auxiliary, MappingPlan, Match, Unmatched
 from ckptbridge.engine._slots import follow_slots
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype
@@ -165,11 +164,15 @@ def _run_converters(st: State, options: Options, pins: Sequence[Pin] = ()) -> No
     several targets); its ``unmatched`` are targets it recognised but refuses (peepholes,
     ``reset_after=True``...): they end in ``missing`` with its ``why``.
     """
-    from ckptbridge.engine.converters import propose  # imports the engine's own modules
+    from ckptbridge.engine.converters._gate import may_propose
 
     srcs, tgts = st.free_sources(), st.free_targets()
     if not srcs or not tgts:
         return
+    if not pins and not options.forget_bias_per_key and not may_propose(srcs, tgts):
+        return  # no side holds a cell's or a block's words: propose would detect nothing
+    from ckptbridge.engine.converters import propose  # imports the engine's own modules
+
     result = propose(srcs, tgts, options, pins)
     for m in result.matches:
         if m.target in st.free_tgt and all(s in st.sources for s in m.sources):
@@ -312,7 +315,11 @@ def _release(st: State, m: Match, reads: Counter[str] | None) -> Counter[str]:
 
 def _assemble(st: State, labels: tuple[str, str]) -> MappingPlan:
     used = {s for m in st.matches.values() for s in m.sources}
-    missing = explain_missing(st)
+    missing: list[Unmatched] = []
+    if st.failed or st.free_targets():  # explain_missing's own test: nothing to explain
+        from ckptbridge.engine._diagnose import explain_missing
+
+        missing = explain_missing(st)
     aux: list[Auxiliary] = [a for n, a in st.aux.items() if n not in used]
     matches = [st.matches[n] for n in st.targets if n in st.matches]
     if len({m.target for m in matches}) != len(matches):  # pragma: no cover - internal invariant

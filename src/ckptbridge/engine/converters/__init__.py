@@ -12,7 +12,30 @@ Pure: no TensorFlow import, no file I/O.
 
 from __future__ import annotations
 
-from ckptbridge.engine.converters._pairing import Pin, cell_pins
-from ckptbridge.engine.converters._propose import ConverterResult, propose
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ckptbridge.engine.converters._pairing import Pin, cell_pins
+    from ckptbridge.engine.converters._propose import ConverterResult, propose
 
 __all__ = ["ConverterResult", "Pin", "cell_pins", "propose"]
+
+_LAZY = {
+    "Pin": "_pairing",
+    "cell_pins": "_pairing",
+    "ConverterResult": "_propose",
+    "propose": "_propose",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The detectors and converters, imported on first use (PEP 562): the engine first asks
+    ``_gate.may_propose`` whether any can apply, so a plan without cells or attention blocks
+    never imports them."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

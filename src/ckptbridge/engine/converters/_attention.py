@@ -31,13 +31,13 @@ from ckptbridge.engine.converters._cells import (
     KERNEL_LEAVES,
     all_counted,
     first_order,
-    may_hold,
     natural_key,
     order_known,
     pick_one,
     split_name,
 )
 from ckptbridge.engine.converters._common import make_match
+from ckptbridge.engine.converters._gate import ATTENTION_WORDS, may_hold
 from ckptbridge.rules._steps import Reshape
 
 AttnLayout = Literal["tf1", "keras"]
@@ -100,7 +100,7 @@ def detect_attention(specs: Sequence[VarSpec]) -> list[AttentionBlock]:
     >>> [(b.layout, b.scope, b.heads, b.head_dim) for b in blocks]
     [('keras', 'mha', 2, 8)]
     """
-    if not may_hold(specs, ("query",)):
+    if not may_hold(specs, ATTENTION_WORDS):
         return []  # every block has a query projection: skip splitting every name
     leaves: dict[str, dict[str, VarSpec]] = defaultdict(dict)
     for spec in specs:

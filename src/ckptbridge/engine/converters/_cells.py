@@ -19,13 +19,17 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ckptbridge.engine._names import natural_key as names_natural_key
 from ckptbridge.engine._names import strip_key, undirected_scope, unnumbered_scope
 from ckptbridge.engine._spec import VarSpec
+from ckptbridge.engine.converters._gate import CELL_LAYERS as _CELL_LAYERS
+from ckptbridge.engine.converters._gate import CELL_WORDS as _CELL_WORDS
+from ckptbridge.engine.converters._gate import TF1_LSTM_LAYERS as _TF1_LSTM_LAYERS
+from ckptbridge.engine.converters._gate import TF1_SIMPLE_LAYERS as _TF1_SIMPLE_LAYERS
+from ckptbridge.engine.converters._gate import may_hold
 
 CellKind = Literal["lstm", "gru", "simple"]
 Layout = Literal["tf1", "keras"]
@@ -33,18 +37,11 @@ Layout = Literal["tf1", "keras"]
 _TF1_LSTM_SCOPE = re.compile(r"(basic_lstm_cell|lstm_cell)(_\d+)?")
 _TF1_GRU_SCOPE = re.compile(r"gru_cell(_\d+)?")
 _TF1_SIMPLE_SCOPE = re.compile(r"basic_rnn_cell(_\d+)?")
-_TF1_LSTM_LAYERS = frozenset({"BasicLSTMCell", "LSTMCell", "LSTMBlockCell"})
 _TF1_GRU_LAYERS = frozenset({"GRUCell"})
-_TF1_SIMPLE_LAYERS = frozenset({"BasicRNNCell"})
 KERNEL_LEAVES = ("kernel", "weights")
 BIAS_LEAVES = ("bias", "biases")
 _PEEPHOLES = ("w_f_diag", "w_i_diag", "w_o_diag")
 _KERAS_KINDS: dict[int, CellKind] = {4: "lstm", 3: "gru", 1: "simple"}
-# A word every cell's keys hold (stripped keys are prefixes of the keys): a Keras cell's
-# ``recurrent_kernel`` leaf, a TF1 LSTM or simple cell's last scope (``_TF1_LSTM_SCOPE``,
-# ``_TF1_SIMPLE_SCOPE``), a TF1 GRU's ``gates`` scope; or a cell class in ``VarSpec.layer``.
-_CELL_WORDS = ("recurrent_kernel", "lstm_cell", "basic_rnn_cell", "gates/")
-_CELL_LAYERS = _TF1_LSTM_LAYERS | _TF1_SIMPLE_LAYERS
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,24 +155,6 @@ def detect_cells(specs: Sequence[VarSpec]) -> list[Cell]:
             cells.append(cell)
     cells.extend(_tf1_grus(by_scope))
     return cells
-
-
-def may_hold(
-    specs: Sequence[VarSpec], words: Sequence[str], layers: AbstractSet[str] = frozenset()
-) -> bool:
-    """Whether any of ``specs`` has one of ``words`` in its name or one of ``layers`` as its
-    ``layer``: a cheap necessary condition for a detector to find anything (one C-level scan
-    of the joined names per word; a word holds no newline, so it cannot span two names).
-
-    >>> may_hold([VarSpec("rnn/lstm_cell/kernel", (12, 16))], ("lstm_cell",))
-    True
-    >>> may_hold([VarSpec("dense/kernel", (2, 2), layer="Dense")], ("lstm_cell",), {"LSTMCell"})
-    False
-    """
-    names = "\n".join([s.name for s in specs])
-    if any(word in names for word in words):
-        return True
-    return bool(layers) and not layers.isdisjoint({s.layer for s in specs})
 
 
 def pick_one(leaves: Mapping[str, VarSpec], names: Iterable[str]) -> VarSpec | None:
