@@ -324,6 +324,7 @@ UNUSED_BY_TF1_PAIR = (
     "ckptbridge.engine.converters._cells",
     "ckptbridge.engine.converters._lstm",
     "ckptbridge.engine.converters._propose",
+    "ckptbridge.engine.families._bert",
     "ckptbridge.engine.optim",
     "ckptbridge.format._graph",
     "ckptbridge.format._keras",

@@ -25,7 +25,7 @@ from ckptbridge.engine._slots import follow_slots
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.engine._state import State, same_dtype
 from ckptbridge.engine._structure import match_by_structure
-from ckptbridge.engine.families import bert_family, slim_order
+from ckptbridge.engine.families import may_be_bert, slim_order
 from ckptbridge.format._gc import collector_paused
 from ckptbridge.rules._options import Options
 from ckptbridge.rules._steps import Cast, Reshape, Step
@@ -104,6 +104,10 @@ def _bert_family(st: State, given_presets: tuple[str, ...]) -> list[str]:
     renames decide by name (unless the rules named that preset already). The checkpoint's heads
     and optimizer slots are held out of derivation (returned, to end ``unused``); targets the
     family's checkpoints never hold fail with the reason."""
+    if not may_be_bert(st.sources):  # bert_family would be None: not imported
+        return []
+    from ckptbridge.engine.families import bert_family
+
     targets = [n for t in st.targets.values() for n in (t.name, *t.aliases)]
     family = bert_family(st.sources, targets)
     if family is None:

@@ -12,7 +12,34 @@ family it recognised (``MappingPlan.family``) and every match it decided.
 
 from __future__ import annotations
 
-from ckptbridge.engine.families._bert import BertFamily, bert_family
+import importlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 from ckptbridge.engine.families._slim import SlimOrder, slim_order
 
+if TYPE_CHECKING:
+    from ckptbridge.engine.families._bert import BertFamily, bert_family
+
 __all__ = ["BertFamily", "SlimOrder", "bert_family", "slim_order"]
+
+
+def may_be_bert(keys: Iterable[str]) -> bool:
+    """Whether ``keys`` may be one of Google's BERT layouts: every family's key pattern ends in
+    ``query/kernel`` (one C-level scan). :func:`bert_family` is None otherwise, so the engine
+    imports it only when this holds.
+
+    >>> may_be_bert(["fc/weights", "fc/biases"])
+    False
+    """
+    return "query/kernel" in "\n".join(keys)
+
+
+def __getattr__(name: str) -> Any:
+    """``BertFamily`` and ``bert_family`` (its patterns and presets' names), imported on first
+    use (PEP 562)."""
+    if name not in ("BertFamily", "bert_family"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}._bert"), name)
+    globals()[name] = value
+    return value

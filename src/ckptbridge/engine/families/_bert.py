@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ckptbridge.engine._names import strip_key
+from ckptbridge.engine.families import may_be_bert
 
 __all__ = ["BertFamily", "bert_family"]
 
@@ -81,7 +82,7 @@ def bert_family(source: Iterable[str], target: Iterable[str]) -> BertFamily | No
     True
     """
     raw = list(source)
-    if "query/kernel" not in "\n".join(raw):  # every family's pattern ends so: one C-level scan
+    if not may_be_bert(raw):  # every family's pattern ends in query/kernel: one C-level scan
         return None
     sources = list(map(strip_key, raw))
     targets = list(target)
