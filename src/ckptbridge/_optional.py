@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -28,6 +29,7 @@ from ckptbridge._errors import CkptBridgeError, MappingError, MissingDependencyE
 __all__ = [
     "has_module",
     "import_tensorflow",
+    "lazy_exports",
     "not_found_error_class",
     "require",
 ]
@@ -199,6 +201,27 @@ def not_found_error_class() -> type[CkptBridgeError]:
         cls.__qualname__ = cls.__name__ = "NotFoundError"
         _not_found_cls = cls
     return _not_found_cls
+
+
+def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A PEP 562 module ``__getattr__`` for ``package``: each name of ``names`` (name -> its
+    submodule, relative to ``package``) is imported from there on first use, then kept.
+
+    What a package re-exports from a heavy or rarely used half (Pydantic rules, live models, RNN
+    converters...) so that a command that never uses it never imports it::
+
+        __getattr__ = lazy_exports(__name__, {"Rules": "_model", "load_rules": "_load"})
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
 
 
 def __getattr__(name: str) -> Any:

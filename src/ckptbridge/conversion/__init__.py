@@ -11,8 +11,9 @@ model and its optimizer as a TF1 checkpoint). The public verb is :func:`ckptbrid
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ckptbridge._optional import lazy_exports
 from ckptbridge.conversion._api import convert
 from ckptbridge.conversion._report import ConversionReport, ItemReport
 from ckptbridge.conversion._run import list_sources, plan_conversion, run_conversion
@@ -28,12 +29,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "save_tf1_checkpoint":  # imports the live side only when used
-        from ckptbridge.conversion._export import save_tf1_checkpoint
-
-        return save_tf1_checkpoint
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# save_tf1_checkpoint imports the live side: only when used.
+__getattr__ = lazy_exports(__name__, {"save_tf1_checkpoint": "_export"})
 
 
 if TYPE_CHECKING:  # pragma: no cover

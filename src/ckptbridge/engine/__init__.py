@@ -41,9 +41,9 @@ Order of decisions (each ``Match.reason`` says which one decided it):
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ckptbridge._optional import lazy_exports
 from ckptbridge.engine._aux import classify_auxiliary
 from ckptbridge.engine._derive import derive
 from ckptbridge.engine._names import layout_compatible, natural_key, normalise
@@ -69,11 +69,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """``format_not_found`` (the explanations of an incomplete plan), imported on first use
-    (PEP 562): a complete plan never needs it."""
-    if name != "format_not_found":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = importlib.import_module(f"{__name__}._diagnose").format_not_found
-    globals()[name] = value
-    return value
+# ``format_not_found`` (the explanations of an incomplete plan), imported on first use: a
+# complete plan never needs it.
+__getattr__ = lazy_exports(__name__, {"format_not_found": "_diagnose"})

@@ -13,9 +13,9 @@ natively::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ckptbridge._optional import lazy_exports
 from ckptbridge.format._checkpoint import Checkpoint, open_checkpoint
 from ckptbridge.format._resolve import resolve_checkpoint
 from ckptbridge.format._state import CheckpointState, read_state_file, write_state_file
@@ -79,11 +79,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """The lazily imported names of :data:`_LAZY`."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+# The graph, .meta and object-graph readers: imported when first used (a bundle read alone
+# never needs them).
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -12,9 +12,9 @@ Pydantic and are imported when first used, so a command without rules never load
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ckptbridge._optional import lazy_exports
 from ckptbridge.rules._options import Options
 from ckptbridge.rules._steps import (
     Add,
@@ -50,14 +50,8 @@ _PYDANTIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """The Pydantic half of the package, imported on first use (PEP 562)."""
-    module = _PYDANTIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+# The Pydantic half of the package, imported on first use.
+__getattr__ = lazy_exports(__name__, _PYDANTIC)
 
 
 __all__ = [

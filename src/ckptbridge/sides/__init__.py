@@ -13,9 +13,9 @@ This layer sits above the engine and the format; TensorFlow is imported only for
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ckptbridge._optional import lazy_exports
 from ckptbridge.sides._checkpoint import (
     Side,
     checkpoint_specs,
@@ -53,11 +53,6 @@ __all__ = [
 _LIVE = frozenset({"LiveModel", "assign_values", "check_values", "describe_model", "is_live_model"})
 
 
-def __getattr__(name: str) -> Any:
-    """The live-model half (``_live``), imported on first use (PEP 562): a checkpoint-to-checkpoint
-    command never needs it."""
-    if name not in _LIVE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}._live"), name)
-    globals()[name] = value
-    return value
+# The live-model half (``_live``), imported on first use: a checkpoint-to-checkpoint command
+# never needs it.
+__getattr__ = lazy_exports(__name__, dict.fromkeys(_LIVE, "_live"))

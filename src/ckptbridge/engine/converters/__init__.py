@@ -12,8 +12,9 @@ Pure: no TensorFlow import, no file I/O.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ckptbridge._optional import lazy_exports
 
 if TYPE_CHECKING:
     from ckptbridge.engine.converters._pairing import Pin, cell_pins
@@ -29,13 +30,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """The detectors and converters, imported on first use (PEP 562): the engine first asks
-    ``_gate.may_propose`` whether any can apply, so a plan without cells or attention blocks
-    never imports them."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+# The detectors and converters, imported on first use: the engine first asks
+# ``_gate.may_propose`` whether any can apply, so a plan without cells or attention blocks
+# never imports them.
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -12,10 +12,10 @@ family it recognised (``MappingPlan.family``) and every match it decided.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ckptbridge._optional import lazy_exports
 from ckptbridge.engine.families._slim import SlimOrder, slim_order
 
 if TYPE_CHECKING:
@@ -35,11 +35,5 @@ def may_be_bert(keys: Iterable[str]) -> bool:
     return "query/kernel" in "\n".join(keys)
 
 
-def __getattr__(name: str) -> Any:
-    """``BertFamily`` and ``bert_family`` (its patterns and presets' names), imported on first
-    use (PEP 562)."""
-    if name not in ("BertFamily", "bert_family"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}._bert"), name)
-    globals()[name] = value
-    return value
+# ``BertFamily`` and ``bert_family`` (its patterns and presets' names), imported on first use.
+__getattr__ = lazy_exports(__name__, {"BertFamily": "_bert", "bert_family": "_bert"})
