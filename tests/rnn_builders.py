@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from ckptbridge.engine._plan import Match
 from ckptbridge.engine._spec import VarSpec
-from ckptbridge.rules._model import Add, Cast, Concat, PermuteBlocks, Slice, Step
+from ckptbridge.rules import Add, Cast, Concat, PermuteBlocks, Slice, Step
 
 v1 = tf.compat.v1
 

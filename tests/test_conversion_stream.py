@@ -13,7 +13,7 @@ from ckptbridge import ConversionError, CorruptCheckpointError
 from ckptbridge.conversion import _stream
 from ckptbridge.conversion._actions import Action
 from ckptbridge.engine import Match
-from ckptbridge.format import BundleWriter, open_checkpoint
+from ckptbridge.format import BundleWriter, Checkpoint, RawLocation, open_checkpoint
 from ckptbridge.rules import Add, Cast, Reshape
 from ckptbridge.transforms import apply_steps
 
@@ -57,6 +57,14 @@ def test_chunks_equal_apply_steps_across_windows(
     monkeypatch.setattr(_stream, "WINDOW", 3 * 4096 + 100)  # ... in windows of a few chunks
     want = apply_steps([value], [s for s in steps if not isinstance(s, Reshape)])
     assert _stream_all(prefix, steps, want.dtype.name) == want.tobytes()
+
+
+def _add_one(ckpt: Checkpoint) -> tuple[RawLocation, Action]:
+    """Entry ``w`` of a ``_source`` checkpoint and the action that adds 1.0 to it."""
+    loc = ckpt.raw_location("w")
+    assert loc is not None
+    match = Match("t", ("w",), steps=(Add(value=1.0),))
+    return loc, Action("t", "match", "float32", loc.shape, match)
 
 
 def _pipelined(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,11 +138,7 @@ def test_a_pipelined_stream_closed_early_stops_its_thread(
     prefix = _source(tmp_path, np.ones((300, 300), np.float32))
     _pipelined(monkeypatch)
     with open_checkpoint(prefix) as ckpt:
-        loc = ckpt.raw_location("w")
-        assert loc is not None
-        action = Action(
-            "t", "match", "float32", loc.shape, Match("t", ("w",), steps=(Add(value=1.0),))
-        )
+        loc, action = _add_one(ckpt)
         chunks = _stream.transformed_chunks(action, loc)
         first = next(iter(chunks))
         assert np.all(first.view(np.float32) == 2.0)
@@ -152,11 +156,7 @@ def test_a_closed_streams_buffers_serve_the_next_one_and_no_two_open_streams_sha
     monkeypatch.setattr(_stream, "_SPARE", [])
     want = (value + np.float32(1.0)).tobytes()
     with open_checkpoint(prefix) as ckpt:
-        loc = ckpt.raw_location("w")
-        assert loc is not None
-        action = Action(
-            "t", "match", "float32", loc.shape, Match("t", ("w",), steps=(Add(value=1.0),))
-        )
+        loc, action = _add_one(ckpt)
         first = _stream.transformed_chunks(action, loc)
         kept = []  # references to the first stream's chunks: their memory is the buffers
         data = b""

@@ -9,7 +9,7 @@ import pytest
 from ckptbridge._errors import MappingError
 from ckptbridge.engine._plan import Auxiliary, Candidate, MappingPlan, Match, Unmatched
 from ckptbridge.restoring._restore import RestoreReport, describe_steps
-from ckptbridge.rules._model import Reshape
+from ckptbridge.rules import Reshape
 
 
 def _plan(unused: list[str] | None = None) -> MappingPlan:

@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ckptbridge._errors import RulesError
-from ckptbridge.rules._model import KeyTransform, Options, Rename, Rules
+from ckptbridge.rules._model import KeyTransform, Rename, Rules
+from ckptbridge.rules._options import Options
 from ckptbridge.rules._steps import STEP_TYPES
 
 __all__ = ["available_presets", "expand_presets", "load_rules", "rules_json_schema"]

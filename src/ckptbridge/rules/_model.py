@@ -42,34 +42,9 @@ from pydantic import (
 )
 
 from ckptbridge.rules._options import Options
-from ckptbridge.rules._steps import (
-    Add,
-    Cast,
-    Concat,
-    PermuteBlocks,
-    Reshape,
-    Slice,
-    Split,
-    Step,
-    Transpose,
-)
+from ckptbridge.rules._steps import Step
 
-__all__ = [
-    "Add",
-    "Cast",
-    "Concat",
-    "KeyTransform",
-    "Options",
-    "PermuteBlocks",
-    "Rename",
-    "Reshape",
-    "Rules",
-    "Slice",
-    "Split",
-    "Step",
-    "StepField",
-    "Transpose",
-]
+__all__ = ["KeyTransform", "Rename", "Rules", "StepField"]
 
 
 class _Strict(BaseModel):
