@@ -49,6 +49,21 @@ def test_json_round_trip(mixed_plan: MappingPlan) -> None:
     assert MappingPlan.from_dict(mixed_plan.to_dict()).to_json() == text
 
 
+def test_compact_json_is_json_dumps_of_to_dict(mixed_plan: MappingPlan) -> None:
+    """``to_json(indent=None)`` (what ``plan --json`` prints) writes matches and auxiliary entries
+    by hand for speed: it must stay ``json.dumps(to_dict())`` whatever a plan holds."""
+    src = [V('é/w"q', (True, 2)), V('é/w"q/Adam', (1, 2)), V("s1", (2,)), V("s2", (2,))]
+    tgt = [V("ü/kernel", (1, 2), order=0), V("c", (4,), order=1), V("gone", (3,), order=2)]
+    rules = Rules(
+        transforms=(KeyTransform(target="c", sources=("s1", "s2"), steps=(Concat(),)),),
+        options=Options(optimizer_state=True),
+    )
+    odd = derive(src, tgt, rules, source_label="ø", target_label='a "label"')
+    for plan in (mixed_plan, odd):
+        assert plan.to_json(indent=None) == json.dumps(plan.to_dict())
+    assert odd.matches and odd.missing and odd.auxiliary  # every section written by hand is there
+
+
 def _key(plan: MappingPlan) -> list[tuple[str, tuple[str, ...], tuple[object, ...]]]:
     return [(m.target, m.sources, m.steps) for m in plan.matches]
 
