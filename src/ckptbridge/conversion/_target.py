@@ -8,7 +8,6 @@ partitioning of TF1 variables, and an identity string used to recognise an earli
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,8 @@ from ckptbridge.format._storage import Location, as_location
 from ckptbridge.sides import Side, describe_target
 
 if TYPE_CHECKING:
+    import tempfile
+
     from ckptbridge.sides._live import LiveModel
     from ckptbridge.sides._target import TargetLike
 
@@ -152,6 +153,8 @@ def _model_target(model: Any, to: str | None, *, identity: str) -> Target:
         return Target(
             "model", to, f"model {live.label!r}", live.specs, ident, live=live, model=model
         )
+    import tempfile  # only a model target with to='tf2' writes a template
+
     tf = import_tensorflow(f"to='tf2' from model {live.label!r} (its TF2 template checkpoint)")
     tmp = tempfile.TemporaryDirectory(prefix="ckptbridge-template-")
     ckpt = tf.train.Checkpoint(model=model)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -221,6 +220,8 @@ def _resolve_suffix(key: str, st: State) -> str | None:
 
 
 def _unknown(where: str, key: str, what: str, label: str, names: Mapping[str, object]) -> str:
+    import difflib  # only for an error message
+
     close = difflib.get_close_matches(key, list(names), n=3)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     side = "checkpoint" if what == "key" else "target"
