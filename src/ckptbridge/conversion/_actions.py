@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from ckptbridge._errors import MappingError
 from ckptbridge.engine._plan import MappingPlan, Match
@@ -23,8 +22,7 @@ if TYPE_CHECKING:
 ActionKind = Literal["match", "step", "template"]
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     """One output entry: ``key`` (as written), its dtype and shape, and where the value comes from."""
 
     key: str
@@ -35,8 +33,7 @@ class Action:
     template_key: str | None = None  # the template entry to copy for kind "template"
 
 
-@dataclass(frozen=True)
-class ActionList:
+class ActionList(NamedTuple):
     """Everything an output holds, plus the template entries left out and those kept as they were."""
 
     actions: tuple[Action, ...]

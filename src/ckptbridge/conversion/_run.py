@@ -16,9 +16,8 @@ import re
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ckptbridge._errors import CheckpointNotFoundError, ConversionError
 from ckptbridge.conversion import _stage
@@ -41,8 +40,7 @@ def _by_name(path: Location) -> tuple[tuple[int, int | str], ...]:
     return natural_key(path.name)
 
 
-@dataclass(frozen=True)
-class SourceSet:
+class SourceSet(NamedTuple):
     """The checkpoints of one ``src``, in order, and which of them is current (or None)."""
 
     prefixes: tuple[Location, ...]

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ckptbridge._errors import ConversionError
 from ckptbridge._progress import advance
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     from ckptbridge.format import Checkpoint, RawLocation
 
 
-@dataclass(frozen=True)
-class Partition:
+class Partition(NamedTuple):
     """How a partitioned target variable is stored: the full shape and each part's offset/shape."""
 
     full_shape: tuple[int, ...]

@@ -20,9 +20,8 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, Protocol, Union
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, Union
 
 from ckptbridge._errors import CheckpointNotFoundError, StorageError
 
@@ -52,8 +51,7 @@ def is_url(path: object) -> bool:
     return isinstance(path, RemotePath) or (isinstance(path, str) and bool(_URL.match(path)))
 
 
-@dataclass(frozen=True)
-class RemoteStat:
+class RemoteStat(NamedTuple):
     """What ``RemotePath.stat()`` returns: the fields ckptbridge reads from ``os.stat_result``."""
 
     st_size: int

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Set as AbstractSet
-from dataclasses import MISSING, dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import MISSING, fields, replace
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
 from ckptbridge.engine._plan import Auxiliary
@@ -47,8 +47,7 @@ __all__ = [
 _PART = re.compile(r"/part_\d+(?=/|$)")
 
 
-@dataclass(frozen=True)
-class Side:
+class Side(NamedTuple):
     """One side of a plan: its specs, a label for messages, and what it is (``tf1``, ``meta``...)."""
 
     specs: tuple[VarSpec, ...]

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ckptbridge.engine._names import natural_key, strip_key
 
@@ -40,8 +39,7 @@ _INCEPTION_STEM = re.compile(r"(Conv2d|MaxPool|AvgPool)_\w+")
 _INCEPTION_PARTS = {"Mixed": 1, "AuxLogits": 2, "Logits": 3}
 
 
-@dataclass(frozen=True)
-class SlimOrder:
+class SlimOrder(NamedTuple):
     """The slim net recognised (``family``) and each key's rank in its creation order."""
 
     family: str
