@@ -1,10 +1,12 @@
-"""Small text helpers shared by every report: byte counts, shapes and tables."""
+"""Small text helpers shared by every report: byte counts, shapes and tables; lazy patterns."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+import re
+from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["DEFAULT_MAX_ELEMENTS", "fmt_shape", "human_bytes", "render_table"]
+__all__ = ["DEFAULT_MAX_ELEMENTS", "fmt_shape", "human_bytes", "lazy_pattern", "render_table"]
 
 DEFAULT_MAX_ELEMENTS = 1000  # values per tensor in JSON; numpy's print threshold too
 
@@ -55,3 +57,24 @@ def render_table(
         (indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))).rstrip()
         for r in table
     ]
+
+
+def lazy_pattern(pattern: str) -> Callable[[], re.Pattern[str]]:
+    """``re.compile(pattern)`` on the first call, the same compiled pattern on every later one.
+
+    For a module's patterns that most commands never use: compiling one at import costs 0.05-0.5 ms
+    of every command's start-up. Call it where the pattern is used (hoisted out of hot loops)::
+
+        _EMA = lazy_pattern(r"(?P<of>.+)/ExponentialMovingAverage(?:_\\d+)?")
+        m = _EMA().fullmatch(key)
+
+    >>> digits = lazy_pattern(r"\\d+")
+    >>> digits().findall("a1b22"), digits() is digits()
+    (['1', '22'], True)
+    """
+
+    @functools.cache
+    def compiled() -> re.Pattern[str]:
+        return re.compile(pattern)
+
+    return compiled

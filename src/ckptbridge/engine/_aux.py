@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Container, Iterable
 
+from ckptbridge._text import lazy_pattern
 from ckptbridge.engine._names import strip_key
 from ckptbridge.engine._plan import Auxiliary, AuxKind
 from ckptbridge.engine._spec import VarSpec
@@ -14,12 +15,14 @@ _OPTIMIZERS = (
     "Adam|Momentum|RMSProp|Adagrad|AdagradDA|Ftrl|Adadelta|ProximalAdagrad|ProximalGradientDescent"
     "|LazyAdam|Nadam|Adamax|AdaMax|AdamW|Lamb|LAMB"
 )
-# TF1 slot: <var>/Adam, <var>/Adam_1, <var>/t_0/Adagrad (canned estimators), ...
-_TF1_SLOT = re.compile(rf"(?P<of>.+?)(?:/t_\d+)?/(?:{_OPTIMIZERS})(?:_\d+)?")
-_POWER = re.compile(r"(?:.*/)?beta[12]_power(?:_\d+)?")
-_GLOBAL_STEP = re.compile(r"(?:.*/)?global_step(?:_\d+)?")
-_LEARNING_RATE = re.compile(r"(?:.*/)?(?:learning_rate|lr)(?:_\d+)?")
-_EMA = re.compile(r"(?P<of>.+)/ExponentialMovingAverage(?:_\d+)?")
+# TF1 slot: <var>/Adam, <var>/Adam_1, <var>/t_0/Adagrad (canned estimators), ...: a key that
+# ``(?P<of>.+?)(?:/t_\d+)?/(?:<_OPTIMIZERS>)(?:_\d+)?`` fullmatches, decided without that pattern
+# (its lazy ``.+?`` retries at every character): _AUX_LEAF's ``slot`` group on the leaf, then
+# _slot_owner on the scope.
+_POWER = lazy_pattern(r"(?:.*/)?beta[12]_power(?:_\d+)?")
+_GLOBAL_STEP = lazy_pattern(r"(?:.*/)?global_step(?:_\d+)?")
+_LEARNING_RATE = lazy_pattern(r"(?:.*/)?(?:learning_rate|lr)(?:_\d+)?")
+_EMA = lazy_pattern(r"(?P<of>.+)/ExponentialMovingAverage(?:_\d+)?")
 # Keras optimizers (tf-keras ``Adam/iter``, ``training/Adam/dense/kernel/m``; Keras 3 ``adam/iteration``)
 _KERAS_OPT_NAMES = frozenset(
     {
@@ -46,7 +49,7 @@ _LEAF_PATTERNS: dict[str, str | None] = {}  # leaf -> its _AUX_LEAF group (few d
 _PLAIN_FIRSTS: dict[str, bool] = {}  # first key component -> _first_is_plain (few distinct)
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _MISSING = "<not yet seen>"
-_KERAS3_SLOT = re.compile(r".+_(?:momentum|velocity|velocity_hat|accumulator|linear|m|v)")
+_KERAS3_SLOT = lazy_pattern(r".+_(?:momentum|velocity|velocity_hat|accumulator|linear|m|v)")
 
 
 def auxiliary_of(spec: VarSpec, known: Container[str] | None = None) -> Auxiliary | None:
@@ -148,23 +151,23 @@ def _classify(
         return None
     # Each pattern below can only match a key whose leaf is its own group of ``_AUX_LEAF``.
     if pattern == "ema":
-        m = _EMA.fullmatch(key)
+        m = _EMA().fullmatch(key)
         if m:
             return "ema_shadow", m.group("of")
     elif pattern == "power":
-        if _POWER.fullmatch(key):
+        if _POWER().fullmatch(key):
             return "optimizer_power", None
     elif pattern == "step":
-        if scalar and _GLOBAL_STEP.fullmatch(key):
+        if scalar and _GLOBAL_STEP().fullmatch(key):
             return "global_step", None
     elif pattern == "slot":
-        owner = _slot_owner(scope) if sep else None  # _TF1_SLOT, the leaf known to fit
+        owner = _slot_owner(scope) if sep else None  # a TF1 slot: the leaf known to fit
         if owner is not None:
             return "optimizer_slot", owner
     keras = _keras_optimizer(key)
     if keras is not None:
         return keras
-    if pattern == "lr" and scalar and _LEARNING_RATE.fullmatch(key):
+    if pattern == "lr" and scalar and _LEARNING_RATE().fullmatch(key):
         return "learning_rate", None
     return None
 
@@ -193,9 +196,9 @@ def _first_is_plain(first: str) -> bool:
 
 
 def _slot_owner(scope: str) -> str | None:
-    """``_TF1_SLOT``'s ``of`` for a slot key whose leaf is an optimizer's: ``scope`` without a
-    trailing ``/t_N`` (canned estimators' partitions), as ``(?P<of>.+?)(?:/t_\\d+)?`` fullmatched,
-    without the lazy pattern's retry at every character.
+    """The TF1 slot pattern's ``of`` (top of the module) for a slot key whose leaf is an
+    optimizer's: ``scope`` without a trailing ``/t_N`` (canned estimators' partitions), as
+    ``(?P<of>.+?)(?:/t_\\d+)?`` fullmatched, without the lazy pattern's retry at every character.
 
     >>> _slot_owner("dnn/w/t_0"), _slot_owner("dnn/w"), _slot_owner("/t_0"), _slot_owner("")
     ('dnn/w', 'dnn/w', '/t_0', None)
@@ -221,7 +224,7 @@ def _keras_optimizer(key: str) -> tuple[AuxKind, str | None] | None:
         return "learning_rate", None
     if leaf in _KERAS_HYPER:
         return "optimizer_other", None
-    if _KERAS3_SLOT.fullmatch(leaf):
+    if _KERAS3_SLOT().fullmatch(leaf):
         return "optimizer_slot", None
     return None
 

@@ -14,13 +14,14 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from ckptbridge._text import lazy_pattern
 from ckptbridge.format._types import ATTRIBUTES_SUFFIX
 
-_SUFFIX_RE = re.compile(r":\d+$")
+_SUFFIX_RE = lazy_pattern(r":\d+$")
 _UNNAMED_RE = re.compile(r"Variable(_\d+)?")
 _DIGITS_RE = re.compile(r"(\d+)")
-_DIR_RE = re.compile(r"(^|/)(fw|bw)(?=/|$)")
-_DIRECTION_RE = re.compile(r"(^|/)(forward|backward)_")
+_DIR_RE = lazy_pattern(r"(^|/)(fw|bw)(?=/|$)")
+_DIRECTION_RE = lazy_pattern(r"(^|/)(forward|backward)_")
 _COUNTER_RE = re.compile(r"_?\d+")
 
 # Leaf names that mean the same thing on both sides of the TF1/TF2 divide.
@@ -60,7 +61,7 @@ def strip_key(name: str) -> str:
     'dense/kernel'
     """
     name = name.removesuffix(ATTRIBUTES_SUFFIX)  # format._types.strip_attributes, inline
-    return _SUFFIX_RE.sub("", name) if ":" in name else name
+    return _SUFFIX_RE().sub("", name) if ":" in name else name
 
 
 @lru_cache(maxsize=1 << 18)
@@ -138,8 +139,8 @@ def undirected_scope(scope: str) -> str:
     ('bidirectional_1/<dir>_lstm_1', 'birnn/<dir>')
     """
     if "fw" in scope or "bw" in scope:  # what each pattern needs: most scopes have neither
-        scope = _DIR_RE.sub(r"\1<dir>", scope)
-    return _DIRECTION_RE.sub(r"\1<dir>_", scope) if "ward_" in scope else scope
+        scope = _DIR_RE().sub(r"\1<dir>", scope)
+    return _DIRECTION_RE().sub(r"\1<dir>_", scope) if "ward_" in scope else scope
 
 
 def suffixes(norm: str) -> Iterable[tuple[int, str]]:

@@ -13,23 +13,24 @@ variables (what tf-keras's ``layer_with_weights-N`` does) keeps the identity tha
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable
+
+from ckptbridge._text import lazy_pattern
 
 __all__ = ["may_hold_position", "positional_keys", "rank_positions"]
 
 _CONTAINERS = frozenset({"_operations", "_layers", "_self_tracked_trackables"})
-_PREFIXED = re.compile(r"(layer|layer_with_weights)-(\d+)")
+_PREFIXED = lazy_pattern(r"(layer|layer_with_weights)-(\d+)")
 # Any positional segment at all: one C-level search keeps the (usual) paths without one cheap.
-_ANY_SPOT = re.compile(
+_ANY_SPOT = lazy_pattern(
     r"(?:^|/)(?:(?:layer|layer_with_weights)-\d+(?:/|$)"
     r"|(?:_operations|_layers|_self_tracked_trackables)/.)"
 )
 # The same on a raw key, before ``engine._names.normalise``: the normalised form's segments are the
 # raw key's (only ':0', '/.ATTRIBUTES/VARIABLE_VALUE' and the leaf's vocabulary differ), so a key
 # this does not find has no positional segment once normalised (a ``layer-N`` leaf may end in ':').
-_RAW_SPOT = re.compile(
+_RAW_SPOT = lazy_pattern(
     r"(?:^|/)(?:(?:layer|layer_with_weights)-\d+(?:[/:\n]|$)"
     r"|(?:_operations|_layers|_self_tracked_trackables)/.)"
 )
@@ -48,7 +49,7 @@ Spot = tuple[int, str, int]  # token position, container kind, index
 def _spots(tokens: list[str]) -> list[Spot]:
     out: list[Spot] = []
     for i, tok in enumerate(tokens):
-        m = _PREFIXED.fullmatch(tok)
+        m = _PREFIXED().fullmatch(tok)
         if m is not None:
             out.append((i, m.group(1), int(m.group(2))))
         elif tok.isdigit() and i > 0 and tokens[i - 1] in _CONTAINERS:
@@ -63,7 +64,7 @@ def may_hold_position(key: str) -> bool:
     >>> may_hold_position("model/layer-3:0"), may_hold_position("net/block3/fc/weights/Adam")
     (True, False)
     """
-    return _RAW_SPOT.search(key) is not None
+    return _RAW_SPOT().search(key) is not None
 
 
 def positional_keys(keys: Iterable[str]) -> list[str]:
@@ -76,7 +77,7 @@ def positional_keys(keys: Iterable[str]) -> list[str]:
     joined = "\n".join(keys)  # a key _RAW_SPOT finds holds one of these words: one C scan each
     if not any(word in joined for word in _RAW_WORDS):
         return []
-    search = _RAW_SPOT.search
+    search = _RAW_SPOT().search
     return [k for k in keys if search(k)]
 
 
@@ -88,8 +89,9 @@ def rank_positions(paths: Iterable[str]) -> dict[str, str]:
     'model/layer-#1/kernel'
     """
     parsed: dict[str, tuple[list[str], list[Spot]]] = {}
+    search = _ANY_SPOT().search
     for p in dict.fromkeys(paths):
-        if _ANY_SPOT.search(p) is None:
+        if search(p) is None:
             continue
         tokens = p.split("/")
         found = _spots(tokens)

@@ -9,15 +9,14 @@ whose weight is not restored stays unmatched, so it can never contradict its wei
 
 from __future__ import annotations
 
-import re
-
+from ckptbridge._text import lazy_pattern
 from ckptbridge.engine._plan import Auxiliary
 from ckptbridge.engine._state import State
 from ckptbridge.rules._steps import Add
 
 __all__ = ["follow_slots", "follows_weight", "slot_name"]
 
-_TF2_SLOT = re.compile(r".*/\.OPTIMIZER_SLOT/[^/]+/(?P<slot>.+?)/\.ATTRIBUTES/VARIABLE_VALUE")
+_TF2_SLOT = lazy_pattern(r".*/\.OPTIMIZER_SLOT/[^/]+/(?P<slot>.+?)/\.ATTRIBUTES/VARIABLE_VALUE")
 
 
 def slot_name(aux: Auxiliary) -> str | None:
@@ -31,7 +30,7 @@ def slot_name(aux: Auxiliary) -> str | None:
     """
     if aux.slot:
         return aux.slot
-    m = _TF2_SLOT.fullmatch(aux.name)
+    m = _TF2_SLOT().fullmatch(aux.name)
     if m:
         return m.group("slot")
     if aux.of and aux.name.startswith(aux.of + "/"):

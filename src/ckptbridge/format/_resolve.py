@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar, cast
 
 from ckptbridge._errors import CheckpointNotFoundError, CkptBridgeError
+from ckptbridge._text import lazy_pattern
 from ckptbridge.format._files import is_directory, is_regular, open_regular
 from ckptbridge.format._state import STATE_FILE, read_state_file
 from ckptbridge.format._storage import Location, RemotePath, as_location
@@ -23,11 +24,11 @@ from ckptbridge.format._table import MAGIC
 from ckptbridge.format._types import KERAS_SUFFIXES, SAFETENSORS_SUFFIX
 
 _SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
-_NOT_V1 = re.compile(
+_NOT_V1 = lazy_pattern(
     r"(\.(index|meta|txt|json|pb|pbtxt|py|md|yaml|h5|keras|safetensors)|\.data-\d{5}-of-\d{5}|^checkpoint)$"
 )
 SINGLE_FILE_SUFFIXES = (*KERAS_SUFFIXES, SAFETENSORS_SUFFIX)
-_STEP = re.compile(r"-(\d+)$")
+_STEP = lazy_pattern(r"-(\d+)$")
 _MAX_SCAN = 2000
 P = TypeVar("P", bound=Location)
 SAVED_MODEL_VARIABLES = Path("variables") / "variables"
@@ -90,7 +91,7 @@ def _exists(candidate: Location) -> bool:
 
 def _sort_key(path: Location) -> tuple[float, int, str]:
     index = path.with_name(path.name + ".index")
-    step = _STEP.search(path.name)
+    step = _STEP().search(path.name)
     try:
         mtime = (index if _is_file(index) else path).stat().st_mtime
     except OSError:
@@ -108,7 +109,7 @@ def newest_checkpoint(directory: Location) -> tuple[Location | None, int]:
     except OSError:
         return None, 0
     if not bundles:
-        files = [p for p in listed if _is_file(p) and not _NOT_V1.search(p.name)]
+        files = [p for p in listed if _is_file(p) and not _NOT_V1().search(p.name)]
         bundles = [p for p in files if has_table_magic(p)]
     if not bundles:
         bundles = [p for p in listed if _is_file(p) and p.name.endswith(SINGLE_FILE_SUFFIXES)]

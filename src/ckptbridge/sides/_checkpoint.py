@@ -18,12 +18,12 @@ chooses between them.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Set as AbstractSet
 from dataclasses import MISSING, fields, replace
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from ckptbridge._errors import CheckpointNotFoundError, CorruptCheckpointError
+from ckptbridge._text import lazy_pattern
 from ckptbridge.engine._plan import Auxiliary
 from ckptbridge.engine._spec import VarSpec
 from ckptbridge.format._gc import collector_paused
@@ -44,7 +44,7 @@ __all__ = [
     "read_meta_file",
 ]
 
-_PART = re.compile(r"/part_\d+(?=/|$)")
+_PART = lazy_pattern(r"/part_\d+(?=/|$)")
 
 
 class Side(NamedTuple):
@@ -233,7 +233,7 @@ def _full_name(var: Any) -> tuple[str, tuple[int, ...], str]:
         )
         return str(full_name), tuple(int(d) for d in full_shape), spec
     name = str(var.name)
-    return _PART.sub("", name), shape, ""
+    return _PART().sub("", name), shape, ""
 
 
 def _tf1_specs(ckpt: Checkpoint) -> list[VarSpec]:

@@ -14,6 +14,7 @@ import sys
 from typing import Any, TypeGuard
 
 from ckptbridge._errors import CheckpointNotFoundError, ConversionError, UnsupportedCheckpointError
+from ckptbridge._text import lazy_pattern
 from ckptbridge.format._storage import as_location
 from ckptbridge.sides._checkpoint import Side, describe_checkpoint, meta_specs, read_meta_file
 
@@ -93,7 +94,7 @@ def _a(obj: object) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
-_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}")
+_DOTTED = lazy_pattern(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}")
 
 
 def dotted_factory_hint(value: object) -> str | None:
@@ -105,7 +106,7 @@ def dotted_factory_hint(value: object) -> str | None:
     >>> dotted_factory_hint("runs/model.ckpt-5") is None
     True
     """
-    if not isinstance(value, str) or os.path.exists(value) or not _DOTTED.fullmatch(value):
+    if not isinstance(value, str) or os.path.exists(value) or not _DOTTED().fullmatch(value):
         return None
     if {"ckpt", "index", "meta", "h5", "keras", "pb"} & set(value.split(".")):
         return None  # a checkpoint name that is not there: the checkpoint error says so

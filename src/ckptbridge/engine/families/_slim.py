@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from ckptbridge._text import lazy_pattern
 from ckptbridge.engine._names import natural_key, strip_key
 
 __all__ = ["SlimOrder", "slim_order"]
@@ -33,9 +34,9 @@ __all__ = ["SlimOrder", "slim_order"]
 _LEAF_RANK = {"weights": 0, "biases": 1, "beta": 2, "gamma": 3, "moving_mean": 4,
               "moving_variance": 5}  # fmt: skip
 _RESNET_ROOT = re.compile(r"(resnet_v([12])(?:_\d+)?)/(.+)")
-_RESNET_UNIT = re.compile(r"block(\d+)/unit_(\d+)/bottleneck_v[12]/(preact|shortcut|conv(\d+))")
+_RESNET_UNIT = lazy_pattern(r"block(\d+)/unit_(\d+)/bottleneck_v[12]/(preact|shortcut|conv(\d+))")
 _INCEPTION_ROOT = re.compile(r"(InceptionV[1-4])/(.+)")
-_INCEPTION_STEM = re.compile(r"(Conv2d|MaxPool|AvgPool)_\w+")
+_INCEPTION_STEM = lazy_pattern(r"(Conv2d|MaxPool|AvgPool)_\w+")
 _INCEPTION_PARTS = {"Mixed": 1, "AuxLogits": 2, "Logits": 3}
 
 
@@ -62,7 +63,7 @@ def _layer_and_leaf(rest: str) -> tuple[str, int] | None:
 def _resnet_key(layer: str) -> tuple[Any, ...] | None:
     if layer == "conv1":
         return (0,)
-    m = _RESNET_UNIT.fullmatch(layer)
+    m = _RESNET_UNIT().fullmatch(layer)
     if m is not None:
         part = {"preact": -1, "shortcut": 0}.get(m.group(3), int(m.group(4) or 0))
         return (1, int(m.group(1)), int(m.group(2)), part)
@@ -71,7 +72,7 @@ def _resnet_key(layer: str) -> tuple[Any, ...] | None:
 
 def _inception_key(layer: str) -> tuple[Any, ...] | None:
     head = layer.split("/", 1)[0]
-    if _INCEPTION_STEM.fullmatch(head) and "/" not in layer:
+    if _INCEPTION_STEM().fullmatch(head) and "/" not in layer:
         return (0, natural_key(layer))
     part = _INCEPTION_PARTS.get(head.split("_", 1)[0] if head.startswith("Mixed_") else head)
     return None if part is None else (part, natural_key(layer))
