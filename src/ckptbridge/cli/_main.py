@@ -55,9 +55,9 @@ def _add_inspect(subparsers: Subparsers) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from ckptbridge.tools import inspect, tensor_values
-
     if args.tensor or args.all_tensors:
+        from ckptbridge.tools import tensor_values
+
         tensors = tensor_values(args.path, None if args.all_tensors else args.tensor)
         if args.json:
             doc = {"path": args.path, "tensors": [t.to_dict(args.max_elements) for t in tensors]}
@@ -65,6 +65,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
         else:
             print("\n\n".join(str(t) for t in tensors))
         return EXIT_OK
+    from ckptbridge.tools import inspect
+
     with collector_paused():  # a listing makes no cycles: the collector would only rescan it
         _list(inspect(args.path), args.json)  # freed before the collector resumes
     return EXIT_OK
