@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ckptbridge.engine._plan import Auxiliary
 
 
-@dataclass(frozen=True)
-class GraphConstant:
+class GraphConstant(NamedTuple):
     """A value the graph that wrote a variable applied to it outside the checkpoint.
 
     ``name``: what it is (``"forget_bias"``: the number a TF1 LSTM cell adds to its forget gate);
