@@ -13,10 +13,12 @@ notices do not reach the terminal; a Keras 3 model on JAX, PyTorch or NumPy neve
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import ConversionError, RulesError
@@ -187,10 +189,34 @@ def run_convert(args: argparse.Namespace) -> int:
     """Run ``convert``: print the report; 0 when every item converted or was skipped, else 1.
 
     Example: ``ckptbridge convert runs/exp1 --target template/ckpt-1 --out converted/``.
+
+    One local checkpoint into a local bundle: its big data shards start copying at once, before
+    the conversion is even imported; the conversion adopts the copies it would make anyway
+    (:mod:`ckptbridge.conversion._speculate`) and every other one is deleted.
     """
+    beam_options = list(getattr(args, "beam_options", None) or [])
+    speculation = None
+    if args.runner == "local" and not beam_options and not args.link and args.to in BUNDLES:
+        speculation = _load_speculate().begin(
+            list(args.src), args.out, args.target, rules=args.rules, overwrite=args.overwrite
+        )
+    try:
+        code = _run_convert(args, beam_options)
+    except BaseException:
+        if speculation is not None:
+            speculation.close(failed=True)
+        raise
+    if speculation is not None:
+        speculation.close(failed=False)
+    return code
+
+
+BUNDLES = (None, "tf1", "tf2")  # --to values whose output is a bundle (None: the target's kind)
+
+
+def _run_convert(args: argparse.Namespace, beam_options: list[str]) -> int:
     from ckptbridge.conversion import run_conversion
 
-    beam_options = list(getattr(args, "beam_options", None) or [])
     if args.runner == "beam":
         return _run_convert_beam(args, beam_options)
     if beam_options:
@@ -207,6 +233,24 @@ def run_convert(args: argparse.Namespace) -> int:
     )  # fmt: skip
     _print_report(report, args.json)
     return 0 if report.ok else 1
+
+
+def _load_speculate() -> ModuleType:
+    """``ckptbridge.conversion._speculate``, loaded without ``ckptbridge.conversion`` (its package
+    imports the whole conversion, ~60 ms that the speculative copy is meant to overlap)."""
+    name = "ckptbridge.conversion._speculate"
+    path = Path(__file__).resolve().parents[1] / "conversion" / "_speculate.py"
+    if name in sys.modules or "ckptbridge.conversion" in sys.modules or not path.is_file():
+        return importlib.import_module(name)
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return importlib.import_module(name)
+    module = module_from_spec(spec)
+    sys.modules[name] = module  # the package finds it there once imported
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run_convert_beam(args: argparse.Namespace, beam_options: list[str]) -> int:

@@ -3,7 +3,8 @@
 ``mode="link"``: the output's first shards are hard links of the source's data shards (copies when
 the filesystem refuses a link, e.g. across devices); the time taken does not depend on the size.
 ``mode="copy"``: source shards whose bytes the output mostly uses (at least ``REUSE_FRACTION``)
-are copied whole by the kernel (``copy_file_range``), as fast as ``cp``; the tensors of other
+are copied whole by the kernel (``copy_file_range``), as fast as ``cp``, or adopted from a
+speculative copy the CLI started before the plan (:mod:`._speculate`); the tensors of other
 shards are copied one by one. Everything goes through one ``BundleWriter``: reused shards are
 adopted whole (``add_shard``, their entries keep their offsets), element-wise transforms stream
 (``add_chunks``), the other tensors are written one at a time; the writer writes the ``.index``.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ckptbridge._progress import advance
+from ckptbridge.conversion import _speculate
 from ckptbridge.conversion._actions import Action
 from ckptbridge.conversion._stream import streamable, transformed_chunks
 from ckptbridge.conversion._write import Partition, WriteStats, raw_source, write_actions
@@ -61,6 +63,7 @@ def write_linked(
     by_shard: dict[Path, list[Located]] = {}
     for action, loc in linked:
         by_shard.setdefault(_local(loc.path), []).append((action, loc))
+    _speculate.discard(keep=by_shard)  # speculative copies of shards not copied whole: unused
     streamed: list[Located] = []
     decoded: list[Action] = []
     for action in rest:
@@ -138,7 +141,7 @@ def _reuse_shards(
     if not todo:
         return set()
     jobs = [functools.partial(_check_source, path, entries) for path, entries, _ in todo]
-    jobs += [functools.partial(_copy_file, path, dest) for path, _, dest in todo]
+    jobs += [functools.partial(_adopt_or_copy, path, dest) for path, _, dest in todo]
     _run_all(jobs, workers=min(4, 2 * len(todo)))
     return {path for path, _, _ in todo}
 
@@ -217,6 +220,13 @@ def _link(source: Path, dest: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def _adopt_or_copy(source: Path, dest: Path) -> None:
+    """Take the speculative copy of ``source`` started by the CLI (:mod:`._speculate`) when it is
+    complete and from this same unchanged file, else copy ``source`` now."""
+    if not _speculate.adopt(source, dest):
+        _copy_file(source, dest)
 
 
 def _copy_file(source: Path, dest: Path) -> None:

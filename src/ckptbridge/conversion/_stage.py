@@ -27,9 +27,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+# Also the name of the speculative copies' directory: one name, one cleanup of dead processes'.
+from ckptbridge.conversion._speculate import STAGE_PREFIX as STAGE_PREFIX
 from ckptbridge.format._storage import Location, RemotePath
 
-STAGE_PREFIX = ".ckptbridge-tmp-"
 OLD_MARK = ".ckptbridge-old-"  # <name><OLD_MARK><pid>-<hex>: an old bundle kept while replaced
 _STATE_LOCK = threading.Lock()  # items of one run (threads) edit the same state file
 _DELAY_ENV = "CKPTBRIDGE_DEBUG_PUBLISH_DELAY"  # seconds to sleep before each rename (kill tests)
