@@ -90,8 +90,10 @@ COMMANDS: dict[str, tuple[Callable[[Subparsers], None], Callable[[argparse.Names
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with every registered command.
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser with every registered command, or with ``command`` alone when
+    it names one (what :func:`main` parses: declaring the other commands' arguments only costs
+    start-up time; ``--help``, no command or an unknown one get them all, as before).
 
     Example::
 
@@ -104,9 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add, _ in COMMANDS.values():
-        add(subparsers)
+    for name, (add, _) in COMMANDS.items():
+        if command not in COMMANDS or name == command:
+            add(subparsers)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first word that is not an option (no top-level option
+    takes a value), or None."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -131,8 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault(
         "TF_CPP_MIN_LOG_LEVEL", "2"
     )  # quiet if a model factory imports TensorFlow
-    parser = build_parser()
     given = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(given))
     try:
         args = _parse(parser, given)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
