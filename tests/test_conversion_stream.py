@@ -179,3 +179,62 @@ def test_a_closed_streams_buffers_serve_the_next_one_and_no_two_open_streams_sha
         third.close()
     assert got[2] == got[3] == want
     assert len(_stream._SPARE) == _stream.SPARE_MAX
+
+
+def _crc_library_shipped() -> bool:
+    libs = Path(google_crc32c.__file__).resolve().parent.parent / "google_crc32c.libs"
+    return any(libs.glob("libcrc32c*.so*"))
+
+
+@pytest.mark.skipif(not _crc_library_shipped(), reason="google_crc32c without its C library file")
+def test_the_stream_crc_runs_outside_the_gil_where_the_wheel_ships_its_library() -> None:
+    # Not a timing: the GIL-free path is the one taken (else the writer thread waits on the CRC).
+    assert _stream.crc32c_extender() is not google_crc32c.extend
+
+
+@pytest.mark.parametrize("found", [True, False], ids=["ctypes", "fallback"])
+def test_stream_crc_equals_google_crc32c_at_any_size_offset_and_start(
+    monkeypatch: pytest.MonkeyPatch, found: bool
+) -> None:
+    if not found:
+        monkeypatch.setattr(_stream, "_crc_nogil", [])
+        monkeypatch.setattr(_stream, "_crc_looked", True)
+        assert _stream.crc32c_extender() is google_crc32c.extend
+    extend = _stream.crc32c_extender()
+    data = np.random.default_rng(6).integers(0, 256, size=70_001, dtype=np.uint8)
+    for start, size in [(0, 0), (0, 1), (3, 7), (1, 4096), (5, 65_537), (0, 70_001)]:
+        piece = data[start : start + size]
+        for crc in (0, 0xE3069283):
+            assert extend(crc, piece) == google_crc32c.extend(crc, piece.tobytes())
+    floats = data[1 : 1 + 4 * 1000].view(np.float32)  # unaligned, as a source view can be
+    assert extend(0, floats) == google_crc32c.value(floats.tobytes())
+
+
+def test_stream_crc_refuses_a_non_contiguous_array() -> None:
+    extend = _stream.crc32c_extender()
+    if extend is google_crc32c.extend:
+        pytest.skip("google_crc32c refuses it itself")
+    with pytest.raises(ValueError, match="non-contiguous"):
+        extend(0, np.arange(10, dtype=np.uint8)[::2])
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["inline", "pipelined"])
+@pytest.mark.parametrize(("dtype", "count"), [("float32", 7), ("int8", 13), ("float64", 1)])
+def test_a_tensor_smaller_than_one_chunk_of_an_odd_size_streams_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pipelined: bool, dtype: str, count: int
+) -> None:
+    value = np.arange(count, dtype=dtype)
+    prefix = _source(tmp_path, value)
+    if pipelined:
+        _pipelined(monkeypatch)
+    with open_checkpoint(prefix) as ckpt:
+        loc = ckpt.raw_location("w")
+        assert loc is not None
+        match = Match("t", ("w",), steps=(Add(value=1.0),))
+        action = Action("t", "match", dtype, loc.shape, match)
+        chunks = _stream.transformed_chunks(action, loc)
+        got = [bytes(c) for c in chunks]
+        chunks.close()
+    want = apply_steps([value], [Add(value=1.0)]).tobytes()
+    assert got == [want]
+    assert chunks.crc32c() == google_crc32c.value(want)

@@ -6,8 +6,9 @@ transformed, checksummed (the output CRC32C, while the chunk is in the cache) an
 ``BundleWriter.add_chunks``. Peak memory is a few chunks whatever the tensor's size, and the work
 stays in the CPU caches. A tensor of ``PIPELINE_MIN`` bytes or more is read and transformed in a
 second thread while the writer writes the chunks before (numpy, the kernel's page faults and the
-writer's ``write`` run outside the GIL; ``google_crc32c`` holds it for arrays, so both CRCs are
-taken on the producer's side).
+writer's ``write`` run outside the GIL). Both CRCs are taken on the producer's side, through
+:func:`crc32c_extender`: ``google_crc32c.extend`` holds the GIL for anything but ``bytes``, which
+kept the writer thread waiting for it while the producer checksummed (and faulted in) the source.
 
 The output buffers of a finished stream are kept for the next one (``_SPARE``): a new process
 otherwise faults in fresh pages for every tensor's buffers (glibc maps and unmaps blocks this
@@ -42,6 +43,54 @@ CHUNK = 1 << 20  # source bytes per step: the chunk and its output stay in the C
 WINDOW = 64 << 20  # source bytes mapped at a time: read in place from the page cache, RSS bounded
 PIPELINE_MIN = 4 << 20  # tensors this big are read and transformed in a second thread
 RING = 4  # output buffers of a pipelined tensor: the producer runs up to RING - 1 chunks ahead
+
+
+CRC_CHECK = b"123456789"  # the standard check input: its CRC32C is 0xE3069283
+_crc_nogil: list[Callable[[int, np.ndarray], int]] = []  # found on first use (one or none)
+_crc_looked = False
+
+
+def crc32c_extender() -> Callable[[int, np.ndarray], int]:
+    """``extend(crc, array)``: the CRC32C of a C-contiguous array's bytes continued from ``crc``,
+    computed without the GIL when it can be (else ``google_crc32c.extend``, which holds it).
+
+    ``google_crc32c``'s extension releases the GIL only for ``bytes``; its wheel ships the C library
+    it wraps (``google_crc32c.libs/libcrc32c-*.so``), whose ``crc32c_extend`` called through
+    ``ctypes`` (which releases the GIL during a foreign call) gives the same CRC. The library is used
+    only when found and when it gives the check value, with both implementations agreeing.
+    """
+    global _crc_looked
+    if not _crc_looked:
+        _crc_looked = True
+        found = _load_crc_nogil()
+        if found is not None:
+            _crc_nogil.append(found)
+    return _crc_nogil[0] if _crc_nogil else google_crc32c.extend
+
+
+def _load_crc_nogil() -> Callable[[int, np.ndarray], int] | None:
+    import ctypes
+
+    libs = Path(google_crc32c.__file__).resolve().parent.parent / "google_crc32c.libs"
+    for candidate in sorted(libs.glob("libcrc32c*.so*")):
+        try:
+            fn = ctypes.CDLL(str(candidate)).crc32c_extend
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_uint32
+        fn.argtypes = (ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t)
+        if not (
+            fn(0, CRC_CHECK, len(CRC_CHECK)) == google_crc32c.extend(0, CRC_CHECK) == 0xE3069283
+        ):
+            continue
+
+        def extend(crc: int, array: np.ndarray, fn: Any = fn) -> int:
+            if not array.flags.c_contiguous:  # the bytes from its address on would be others
+                raise ValueError("crc32c of a non-contiguous array")
+            return int(fn(crc, array.__array_interface__["data"][0], array.nbytes))
+
+        return extend
+    return None
 
 
 def _elementwise(steps: tuple[Step, ...]) -> bool:
@@ -125,6 +174,7 @@ def transformed_chunks(action: Action, loc: RawLocation) -> Chunks:
     def produce(out: Chunks, ring: int, wait: Callable[[], None]) -> Iterator[np.ndarray]:
         import numpy as np
 
+        extend = crc32c_extender()
         crc = got = 0
         with path.open("rb") as fin:
             available = max(0, min(loc.size, os.fstat(fin.fileno()).st_size - loc.offset))
@@ -133,11 +183,11 @@ def transformed_chunks(action: Action, loc: RawLocation) -> Chunks:
                 _mapped_chunks(fin.fileno(), loc.offset, available, step_bytes)
             ):
                 got += view.size
-                crc = google_crc32c.extend(crc, view)
+                crc = extend(crc, view)
                 wait()  # the buffer of chunk n - ring is free again
                 result = kernel(view.view(src_dtype), n % ring).view(np.uint8)
                 del view  # its map closes at the end of its window
-                out.crc = google_crc32c.extend(out.crc, result)
+                out.crc = extend(out.crc, result)
                 if got == loc.size:
                     loc.check_read(crc, got, name)
                     out.finished = True
