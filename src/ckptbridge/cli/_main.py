@@ -129,9 +129,26 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     return parser.parse_args(argv)
 
 
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")  # OpenBLAS reads
+
+
+def _one_blas_thread() -> None:
+    """Start numpy's OpenBLAS with no thread pool, unless the user chose a size or numpy is loaded.
+
+    OpenBLAS starts a pool of (cores - 1) threads when numpy is imported, which spin for a while
+    waiting for work: CPU time taken from the transform stream's two threads. ckptbridge does no
+    matrix algebra (its numbers are added, cast, compared, summarised), so one thread costs it
+    nothing. Only ``OPENBLAS_NUM_THREADS`` is set: ``OMP_NUM_THREADS`` would also size the
+    thread pools of TensorFlow or JAX when a model factory imports them.
+    """
+    if "numpy" not in sys.modules and not any(os.environ.get(k) for k in BLAS_THREADS):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 success, 1 some items failed or unmatched,
-    2 error or usage error).
+    2 error or usage error). Without ``argv`` (the command line itself), numpy's OpenBLAS starts
+    with one thread unless the environment sizes it (see :func:`_one_blas_thread`).
 
     Example::
 
@@ -140,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault(
         "TF_CPP_MIN_LOG_LEVEL", "2"
     )  # quiet if a model factory imports TensorFlow
+    if argv is None:  # the command line itself: the script or ``python -m ckptbridge``
+        _one_blas_thread()
     given = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(given))
     try:
