@@ -55,7 +55,7 @@ def crc32c_extender() -> Callable[[int, np.ndarray], int]:
     computed without the GIL when it can be (else ``google_crc32c.extend``, which holds it).
 
     ``google_crc32c``'s extension releases the GIL only for ``bytes``; its wheel ships the C library
-    it wraps (``google_crc32c.libs/libcrc32c-*.so``), whose ``crc32c_extend`` called through
+    it wraps (``google_crc32c.libs/libcrc32c-*.so`` on Linux), whose ``crc32c_extend`` called through
     ``ctypes`` (which releases the GIL during a foreign call) gives the same CRC. The library is used
     only when found and when it gives the check value, with both implementations agreeing.
     """
@@ -71,8 +71,12 @@ def crc32c_extender() -> Callable[[int, np.ndarray], int]:
 def _load_crc_nogil() -> Callable[[int, np.ndarray], int] | None:
     import ctypes
 
-    libs = Path(google_crc32c.__file__).resolve().parent.parent / "google_crc32c.libs"
-    for candidate in sorted(libs.glob("libcrc32c*.so*")):
+    package = Path(google_crc32c.__file__).resolve().parent
+    shipped = [  # where auditwheel (Linux) and delocate (macOS) put it
+        *sorted((package.parent / "google_crc32c.libs").glob("libcrc32c*.so*")),
+        *sorted((package / ".dylibs").glob("libcrc32c*.dylib")),
+    ]
+    for candidate in shipped:
         try:
             fn = ctypes.CDLL(str(candidate)).crc32c_extend
         except (OSError, AttributeError):
