@@ -1,4 +1,5 @@
-"""The command line starts numpy's OpenBLAS with one thread unless the environment sizes it."""
+"""The command line starts numpy's OpenBLAS with one thread unless the environment sizes it, and
+Pydantic looks for no plugins unless the environment says."""
 
 from __future__ import annotations
 
@@ -18,14 +19,16 @@ try:
     {run}
 except SystemExit:
     pass
+print(os.environ.get("PYDANTIC_DISABLE_PLUGINS"))
 print(os.environ.get("OPENBLAS_NUM_THREADS"))
 """
 MAIN = "from ckptbridge.cli import main; main()"  # the console script's call
 MODULE = "runpy.run_module('ckptbridge', run_name='__main__')"  # python -m ckptbridge
 
 
-def _child(env: dict[str, str], run: str = MAIN, before: str = "") -> str:
-    base = {k: v for k, v in os.environ.items() if k not in BLAS_THREADS}
+def _child(env: dict[str, str], run: str = MAIN, before: str = "", line: int = -1) -> str:
+    unset = (*BLAS_THREADS, "PYDANTIC_DISABLE_PLUGINS")
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     code = SCRIPT.format(before=before, run=run)
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -34,7 +37,7 @@ def _child(env: dict[str, str], run: str = MAIN, before: str = "") -> str:
         text=True,
         check=True,
     )
-    return done.stdout.splitlines()[-1]
+    return done.stdout.splitlines()[line]
 
 
 @pytest.mark.parametrize("run", [MAIN, MODULE], ids=["script", "module"])
@@ -69,3 +72,20 @@ def test_not_set_when_main_is_called_with_arguments(
 
     assert main(["--version"]) == 0
     assert "OPENBLAS_NUM_THREADS" not in os.environ
+
+
+@pytest.mark.parametrize("run", [MAIN, MODULE], ids=["script", "module"])
+def test_the_command_line_disables_pydantic_plugins_unless_told(run: str) -> None:
+    assert _child({}, run, line=-2) == "__all__"
+    assert _child({"PYDANTIC_DISABLE_PLUGINS": "logfire"}, run, line=-2) == "logfire"
+    assert _child({"PYDANTIC_DISABLE_PLUGINS": ""}, run, line=-2) == ""
+
+
+def test_main_with_arguments_leaves_pydantic_plugins_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    from ckptbridge.cli import main
+
+    assert main(["--version"]) == 0
+    assert "PYDANTIC_DISABLE_PLUGINS" not in os.environ
