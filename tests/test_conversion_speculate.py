@@ -262,6 +262,9 @@ def test_only_a_plain_single_local_checkpoint_is_speculated(tmp_path: Path) -> N
     ]:
         assert _speculate.begin(*args, **kw) is None, args  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
+    (tmp_path / "file").write_text("")
+    assert _speculate.begin([str(src)], str(tmp_path / "file/a/b"), target) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "src"]
 
 
 def test_the_cli_starts_copying_before_importing_the_conversion() -> None:

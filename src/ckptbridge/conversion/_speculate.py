@@ -110,11 +110,7 @@ class Session:
                 (self.stage / name).unlink(missing_ok=True)
             self.stage.rmdir()
         if failed:
-            for directory in reversed(self.created):
-                try:
-                    directory.rmdir()
-                except OSError:
-                    break  # not empty (or gone): the conversion made it its own
+            _remove_empty(self.created)
 
 
 _LOCK = threading.Lock()
@@ -158,9 +154,13 @@ def begin(
         if not big:
             return None
         created = _make_dirs(out_dir)
-        stage = out_dir / f"{STAGE_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
-        stage.mkdir()
     except (OSError, ValueError):
+        return None
+    stage = out_dir / f"{STAGE_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+    try:
+        stage.mkdir()
+    except OSError:
+        _remove_empty(created)
         return None
     session = Session(stage, created)
     for shard, st in big:
@@ -262,7 +262,7 @@ def _single_prefix(src: str) -> Path | None:
 
 
 def _make_dirs(out_dir: Path) -> list[Path]:
-    """``mkdir -p out_dir``; return the directories made, outermost first."""
+    """``mkdir -p out_dir``; return the directories made, outermost first (none on failure)."""
     missing: list[Path] = []
     probe = out_dir
     while not probe.exists():
@@ -270,5 +270,19 @@ def _make_dirs(out_dir: Path) -> list[Path]:
         if probe.parent == probe:
             break
         probe = probe.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        _remove_empty(missing[::-1])
+        raise
     return missing[::-1]
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the directories ``created`` (outermost first), deepest first, while empty."""
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            if directory.exists():
+                break  # not empty: the conversion made it its own
