@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from itertools import filterfalse
 
 from ckptbridge._errors import MappingError
@@ -38,36 +37,43 @@ def with_reshape_note(reason: str, steps: tuple[Step, ...], src: VarSpec, tgt: V
     return reason
 
 
-@dataclass
 class State:
-    """Both sides, what is still free, and every decision made so far."""
+    """Both sides, what is still free, and every decision made so far.
 
-    sources: dict[str, VarSpec]
-    targets: dict[str, VarSpec]
-    free_src: dict[str, None] = field(default_factory=dict)
-    free_tgt: dict[str, None] = field(default_factory=dict)
-    matches: dict[str, Match] = field(default_factory=dict)
-    failed: dict[str, Unmatched] = field(default_factory=dict)
-    aux: dict[str, Auxiliary] = field(default_factory=dict)
-    target_aux: dict[str, Auxiliary] = field(default_factory=dict)
-    ignored: list[str] = field(default_factory=list)
-    ignored_targets: list[str] = field(default_factory=list)
-    unused_rules: list[str] = field(default_factory=list)
-    family: str | None = None  # the model family recognised by its names (engine.families)
-    notes: list[str] = field(default_factory=list)
-    # free non-auxiliary specs as last listed, with the stamp they were listed at (see _stamp)
-    _free_cache: dict[bool, tuple[tuple[int, int, int], list[VarSpec]]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-    _version: int = field(default=0, repr=False, compare=False)
+    A plain class, not a dataclass: one per derivation, never compared nor printed, and a
+    dataclass costs every command ~1 ms of start-up to create."""
+
+    def __init__(
+        self,
+        sources: dict[str, VarSpec],
+        targets: dict[str, VarSpec],
+        free_src: dict[str, None],
+        free_tgt: dict[str, None],
+    ) -> None:
+        self.sources = sources
+        self.targets = targets
+        self.free_src = free_src
+        self.free_tgt = free_tgt
+        self.matches: dict[str, Match] = {}
+        self.failed: dict[str, Unmatched] = {}
+        self.aux: dict[str, Auxiliary] = {}
+        self.target_aux: dict[str, Auxiliary] = {}
+        self.ignored: list[str] = []
+        self.ignored_targets: list[str] = []
+        self.unused_rules: list[str] = []
+        self.family: str | None = None  # the model family recognised by its names (engine.families)
+        self.notes: list[str] = []
+        # free non-auxiliary specs as last listed, with the stamp they were listed at (see _stamp)
+        self._free_cache: dict[bool, tuple[tuple[int, int, int], list[VarSpec]]] = {}
+        self._version = 0
 
     @classmethod
     def build(
         cls, source: Sequence[VarSpec], target: Sequence[VarSpec], labels: tuple[str, str]
     ) -> State:
-        return cls(sources=_index(source, labels[0]), targets=_index(target, labels[1]),
-                   free_src=dict.fromkeys(s.name for s in source),
-                   free_tgt=dict.fromkeys(t.name for t in target))  # fmt: skip
+        return cls(_index(source, labels[0]), _index(target, labels[1]),
+                   dict.fromkeys(s.name for s in source),
+                   dict.fromkeys(t.name for t in target))  # fmt: skip
 
     def free_sources(self, *, aux: bool = False) -> list[VarSpec]:
         """Free source specs, in input order (auxiliary ones only with ``aux=True``).
