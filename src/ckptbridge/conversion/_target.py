@@ -8,7 +8,6 @@ partitioning of TF1 variables, and an identity string used to recognise an earli
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,23 +27,38 @@ if TYPE_CHECKING:
 TO_KINDS = ("tf1", "tf2", "keras", "safetensors")
 
 
-@dataclass
 class Target:
-    """A resolved conversion target (see the module docstring)."""
+    """A resolved conversion target (see the module docstring).
 
-    kind: str  # "tf1" | "tf2" | "meta" | "model"
-    to: str  # "tf1" | "tf2" | "keras" | "safetensors"
-    label: str
-    specs: tuple[VarSpec, ...]
-    identity: str
-    template: Location | None = None
-    partitions: dict[str, Partition] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)  # spec name -> output key, where they differ
-    live: LiveModel | None = None
-    model: Any = None
-    _tmp: tempfile.TemporaryDirectory[str] | None = (
-        None  # a TemporaryDirectory holding a template written from a model
-    )
+    A plain class, not a dataclass: one per conversion, never compared nor printed, and a
+    dataclass costs every command ~1 ms of start-up to create."""
+
+    def __init__(
+        self,
+        kind: str,  # "tf1" | "tf2" | "meta" | "model"
+        to: str,  # "tf1" | "tf2" | "keras" | "safetensors"
+        label: str,
+        specs: tuple[VarSpec, ...],
+        identity: str,
+        *,
+        template: Location | None = None,
+        partitions: dict[str, Partition] | None = None,
+        keys: dict[str, str] | None = None,  # spec name -> output key, where they differ
+        live: LiveModel | None = None,
+        model: Any = None,
+    ) -> None:
+        self.kind = kind
+        self.to = to
+        self.label = label
+        self.specs = specs
+        self.identity = identity
+        self.template = template
+        self.partitions: dict[str, Partition] = {} if partitions is None else partitions
+        self.keys: dict[str, str] = {} if keys is None else keys
+        self.live = live
+        self.model = model
+        # a TemporaryDirectory holding a template written from a model
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def close(self) -> None:
         """Remove the temporary template written for a model target, if any."""

@@ -11,7 +11,6 @@ import dataclasses
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -32,11 +31,14 @@ class Partition(NamedTuple):
     parts: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (offset, shape) per part
 
 
-@dataclass
 class WriteStats:
-    bytes_copied: int = 0
-    bytes_transformed: int = 0
-    bytes_linked: int = 0
+    """Bytes written raw, decoded and transformed, hard-linked (a plain class: a dataclass costs
+    every command's start-up to create)."""
+
+    def __init__(self) -> None:
+        self.bytes_copied = 0
+        self.bytes_transformed = 0
+        self.bytes_linked = 0
 
 
 def raw_source(src: Checkpoint, action: Action) -> RawLocation | None:
