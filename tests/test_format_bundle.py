@@ -160,7 +160,7 @@ def test_unknown_key_suggests_close_names(sharded_and_sliced: tuple[str, dict[st
 class _General(BundleReader):
     """The reader with its one-pass loader turned off: every record decoded, then checked."""
 
-    def _load_stored(self, items: list[tuple[bytes, bytes]]) -> bool:
+    def _load_stored(self, data: bytes) -> bool:
         return False
 
 
@@ -178,6 +178,7 @@ def _opened(reader: type[BundleReader], prefix: Path) -> object:
 _KEYS = st.one_of(
     st.sampled_from([b"w", b"dense/kernel", b"\x00w", b"w\xff", b"w\xfe", b"caf\xc3\xa9", b"_"]),
     st.binary(min_size=1, max_size=6),
+    st.binary(min_size=1, max_size=4).map(lambda k: k * 50),  # lengths of two-byte varints
 )
 
 
@@ -187,12 +188,14 @@ def _record(draw: st.DrawFn) -> bytes:
     shape = tuple(draw(st.lists(st.integers(0, 4), max_size=3)))
     itemsize = {1: 4, 3: 4, 14: 2}.get(dtype, 1)
     needed = int(np.prod(shape)) * itemsize
-    size = draw(st.sampled_from([needed] * 12 + [needed + 1, needed + 5, 0, 1 << 40]))
+    size = draw(
+        st.sampled_from([needed] * 12 + [needed + 1, needed + 5, 0, 1 << 15, 1 << 22, 1 << 40])
+    )
     entry = EntryProto(
         dtype,
         shape,
         draw(st.sampled_from([0] * 12 + [1, 2, 7, -1])),
-        draw(st.sampled_from([0] * 6 + [4, 32, 1 << 22, 1 << 40])),
+        draw(st.sampled_from([0] * 6 + [4, 200, 1 << 15, 1 << 22, 1 << 30, 1 << 40])),
         size,
         draw(st.integers(0, (1 << 32) - 1)),
     )
@@ -223,6 +226,29 @@ def test_one_pass_open_equals_the_general_open(
             with open(data_path(prefix, shard, shards), "wb") as out:
                 out.truncate(sizes[shard])  # sparse
         assert _opened(BundleReader, prefix) == _opened(_General, prefix)
+
+
+@pytest.mark.parametrize("base", [0, 100, 20000, 3 << 20, 1 << 29, 1 << 36])
+def test_one_pass_open_reads_many_blocks_as_the_general_open(tmp_path: Path, base: int) -> None:
+    """Several data blocks, long keys (two-byte lengths), offsets and sizes of every varint
+    length the one pass reads itself (and longer, read through STORED_TAIL), two shards; the
+    offsets of each case grow from ``base``, so the shard ends depend on how they were read."""
+    prefix = tmp_path / "m"
+    records = {}
+    for i in range(3000):
+        key = f"layer_{i:05d}/" + "x" * (i % 300)
+        shape, shard = ((i % 5, 3), i % 2) if i % 7 else ((i * 7,), 0)
+        size = int(np.prod(shape)) * 4
+        records[key.encode()] = encode_entry(EntryProto(1, shape, shard, base + i, size, i))
+    items = [(b"", encode_header(2)), *sorted(records.items())]
+    prefix.with_name("m.index").write_bytes(build_table(items))
+    for shard in range(2):
+        with open(data_path(prefix, shard, 2), "wb") as out:
+            out.truncate(base + (1 << 20))  # sparse
+    assert _opened(BundleReader, prefix) == _opened(_General, prefix)
+    reader = BundleReader(prefix)
+    assert reader._ends is not None and len(reader.entries) == 3000  # one pass
+    assert reader._ends[0] == max(base + i + i * 28 for i in range(0, 3000, 7))
 
 
 def test_one_pass_open_takes_what_tensorflow_writes(

@@ -17,6 +17,7 @@ import contextlib
 import math
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -48,10 +49,10 @@ from ckptbridge.format._files import (
     regular_stat,
 )
 from ckptbridge.format._gc import collector_paused
-from ckptbridge.format._proto import ProtoError, as_int32
+from ckptbridge.format._proto import ProtoError, as_int32, read_varint
 from ckptbridge.format._storage import Location, RemotePath
 from ckptbridge.format._strings import decode_string_list
-from ckptbridge.format._table import TableError, read_table, unmask_crc
+from ckptbridge.format._table import TableError, block_limit, data_blocks, read_table, unmask_crc
 from ckptbridge.format._types import ENTRY_MAKER, Entry, RawLocation, new_entry
 
 if TYPE_CHECKING:
@@ -110,20 +111,21 @@ class BundleReader:
         # Reading and decoding create objects, never cycles: the collector would only rescan
         # everything else (all of TensorFlow, if imported), once per 700 records.
         with corrupt_guard(str(self.index_path)), collector_paused():
-            try:
-                items = read_table(data, str(self.index_path))
-            except TableError as exc:
-                raise CorruptCheckpointError(
-                    f"{self.index_path} is not a readable checkpoint index: {exc}. "
-                    "Expected a TensorFlow tensor-bundle index (LevelDB table). " + _FIX
-                ) from None
-            del data
-            try:
-                self._load(items)
-            except ProtoError as exc:
-                raise CorruptCheckpointError(
-                    f"{self.index_path}: an index record does not decode ({exc}). " + _FIX
-                ) from None
+            if not self._load_stored(data):
+                try:
+                    items = read_table(data, str(self.index_path))
+                except TableError as exc:
+                    raise CorruptCheckpointError(
+                        f"{self.index_path} is not a readable checkpoint index: {exc}. "
+                        "Expected a TensorFlow tensor-bundle index (LevelDB table). " + _FIX
+                    ) from None
+                del data
+                try:
+                    self._load(items)
+                except ProtoError as exc:
+                    raise CorruptCheckpointError(
+                        f"{self.index_path}: an index record does not decode ({exc}). " + _FIX
+                    ) from None
         self._check_shards()
 
     # -- opening -------------------------------------------------------------------------------
@@ -147,8 +149,6 @@ class BundleReader:
             )
         self.num_shards = header.num_shards
         self.big_endian = header.endianness == 1
-        if self._load_stored(items):
-            return
         keys, values = [k for k, _ in items[1:]], [v for _, v in items[1:]]
         items.clear()  # the raw table is no longer needed: lower the peak memory
         protos = dict(zip(keys, decode_entries(values), strict=True))
@@ -191,71 +191,156 @@ class BundleReader:
                 self._validate_stored(name, proto, dtype)  # strings, or an error to explain
             entries[name] = new_entry(name, dtype, proto.shape, proto.size, False)
 
-    def _load_stored(self, items: list[tuple[bytes, bytes]]) -> bool:
-        """The entries of an index as TensorFlow writes it for unpartitioned variables, in one
-        pass: each record is matched by :data:`STORED_TAIL` (what :func:`decode_record`'s fast
-        path takes), dtype and shape decoded once per distinct prefix, the checks of
-        :meth:`_load` made on the fields, the record kept as its bytes (no object per entry).
-        Returns False, having changed nothing, at the first record it does not take (a slice,
-        another layout, a key that is not UTF-8, a check that fails): :meth:`_load` then
-        decodes and checks everything as usual, giving the same entries or error.
+    def _load_stored(self, data: bytes) -> bool:
+        """The header and entries of an index as TensorFlow writes it for unpartitioned
+        variables, in one pass over its data blocks (each checked by :func:`data_blocks`), no
+        list of items: each record taken as :func:`decode_record`'s fast path takes it (the usual
+        one- to four-byte offsets and sizes read inline, anything else through
+        :data:`STORED_TAIL`), dtype and shape decoded once per distinct prefix, the checks of
+        :meth:`_load` made on the fields, the record kept as its bytes (no object per record).
+        Returns False at the first thing it does not take (a damaged table, a slice, another
+        layout, a key that is not UTF-8, a check that fails), having set nothing but
+        ``num_shards``: the caller then reads the table and :meth:`_load` decodes and checks
+        everything as usual, giving the same entries or error.
         """
+        try:
+            return self._load_blocks(data_blocks(data, str(self.index_path)))
+        except (TableError, ProtoError, IndexError, UnicodeDecodeError):
+            return False
+
+    def _load_blocks(self, blocks: Iterator[bytes]) -> bool:
+        block = next(blocks, b"")
+        limit = block_limit(block)
+        if limit < 3 or block[0] != 0 or block[2] >= 0x80:  # the header: the first, empty key
+            return False
+        pos = 3 + block[1]
+        end = pos + block[2]
+        if block[1] != 0 or end > limit:
+            return False
+        header = decode_header(block[pos:end])
+        shards = header.num_shards
+        if not 1 <= shards <= MAX_SHARDS or header.endianness not in (0, 1):
+            return False
+        if header.min_consumer > 1 or 1 in header.bad_consumers:
+            return False
+        self.num_shards = shards  # for _sized (what _load sets again if this returns False)
         entries: dict[str, Entry] = {}
         protos: dict[str, EntryProto | bytes] = {}
         kinds: dict[bytes, tuple[str, tuple[int, ...], int] | None] = {}
-        sizes: dict[bytes | None, int] = {}
         ends: dict[int, int] = {}
         top = 0  # the end of the data in shard 0
-        shards = self.num_shards
-        match = STORED_TAIL.fullmatch
+        tail = STORED_TAIL.fullmatch
         new_object, (set_key, set_dtype, set_shape, set_nbytes, set_sliced) = ENTRY_MAKER
-        for index in range(1, len(items)):
-            key, value = items[index]
-            if key[0] == 0 or len(value) < 9 or value[0] != 0x08 or value[2] != 0x12:
-                return False  # a slice key (or a name starting with NUL), another layout
-            cut = 4 + value[3]
-            found = match(value, cut) if value[1] | value[3] < 0x80 else None
-            if found is None:
-                return False
-            try:
-                name = key.decode("utf-8")
-            except UnicodeDecodeError:
-                return False
-            head = value[:cut]
-            kind = kinds.get(head, _UNKNOWN)
-            if kind is _UNKNOWN:
-                kind = kinds[head] = self._stored_kind(name, head)
-            if kind is None:
-                return False
-            dtype, shape, needed = kind
-            shard, offset, size, _ = found.groups()  # the CRC32C is checked when read
-            stored = sizes.get(size)
-            if stored is None:
-                stored = sizes[size] = varint_of(size)
-            if stored != needed and not self._sized(name, value, dtype, needed):
-                return False
-            end = varint_of(offset) + stored  # at most 9-byte varints: never negative
-            if shard is None:
-                if end > top:
-                    top = end
-            else:
-                shard_id = as_int32(varint_of(shard))
-                if not 0 <= shard_id < shards:
+        key = last = b""
+        pos = end
+        while True:  # `while True` loops: CPython 3.11 specializes a function called once only
+            while True:  # at an unconditional backward jump, never at a `while cond` loop's
+                if pos >= limit:
+                    break
+                shared, unshared, size = block[pos], block[pos + 1], block[pos + 2]
+                if shared | unshared | size < 0x80 and pos + 3 <= limit:
+                    pos += 3  # the common case: three one-byte varints
+                else:
+                    shared, pos = read_varint(block, pos, limit=5)
+                    unshared, pos = read_varint(block, pos, limit=5)
+                    size, pos = read_varint(block, pos, limit=5)
+                start = pos + unshared
+                pos = start + size
+                if shared > len(key) or pos > limit:
                     return False
-                if end > ends.get(shard_id, 0):
-                    ends[shard_id] = end
-            entry = new_object(Entry)  # new_entry(name, dtype, shape, stored, False), inline
-            set_key(entry, name)
-            set_dtype(entry, dtype)
-            set_shape(entry, shape)
-            set_nbytes(entry, stored)
-            set_sliced(entry, False)
-            entries[name] = entry
-            protos[name] = value
+                key = (
+                    key[:shared] + block[start - unshared : start]
+                    if shared
+                    else block[start - unshared : start]
+                )
+                if key <= last or key[0] == 0:  # out of order; a slice key (or a NUL-led name)
+                    return False
+                last = key
+                # The record: dtype, shape (``head``), then shard_id, offset, size and crc32c as
+                # STORED_TAIL takes them, the usual varints read here, the others by STORED_TAIL.
+                cut = start + 4 + block[start + 3]
+                if block[start] != 0x08 or block[start + 2] != 0x12 or cut + 5 > pos:
+                    return False
+                if block[start + 1] | block[start + 3] >= 0x80:
+                    return False
+                name = key.decode("utf-8")
+                head = block[start:cut]
+                kind = kinds.get(head, _UNKNOWN)
+                if kind is _UNKNOWN:
+                    kind = kinds[head] = self._stored_kind(name, head)
+                if kind is None:
+                    return False
+                dtype, shape, needed = kind
+                at, offset, stored, shard_id = cut, 0, 0, 0
+                tag = block[at]
+                if tag == 0x20:  # offset: one to four bytes (below 256 MB)
+                    byte = block[at + 1]
+                    if byte < 0x80:
+                        offset, at = byte, at + 2
+                    else:
+                        offset, byte = byte & 0x7F, block[at + 2]
+                        if byte < 0x80:
+                            offset, at = offset | byte << 7, at + 3
+                        else:
+                            offset, byte = offset | (byte & 0x7F) << 7, block[at + 3]
+                            if byte < 0x80:
+                                offset, at = offset | byte << 14, at + 4
+                            elif block[at + 4] < 0x80:
+                                offset |= (byte & 0x7F) << 14 | block[at + 4] << 21
+                                at += 5
+                            else:
+                                at = -1
+                    tag = block[at]
+                if tag == 0x28 and at > 0:  # size: one to three bytes (below 2 MB)
+                    byte = block[at + 1]
+                    if byte < 0x80:
+                        stored, at = byte, at + 2
+                    else:
+                        stored, byte = byte & 0x7F, block[at + 2]
+                        if byte < 0x80:
+                            stored, at = stored | byte << 7, at + 3
+                        elif block[at + 3] < 0x80:
+                            stored |= (byte & 0x7F) << 7 | block[at + 3] << 14
+                            at += 4
+                        else:
+                            at = -1
+                    tag = block[at]
+                if tag != 0x35 or at + 5 != pos:  # another layout, longer varints, a shard_id
+                    found = tail(block, cut, pos)
+                    if found is None:
+                        return False
+                    shard, offset_bytes, size_bytes, _ = found.groups()
+                    offset, stored = varint_of(offset_bytes), varint_of(size_bytes)
+                    shard_id = 0 if shard is None else as_int32(varint_of(shard))
+                    if not 0 <= shard_id < shards:
+                        return False
+                if stored != needed and not self._sized(name, block[start:pos], dtype, needed):
+                    return False
+                stop = offset + stored  # at most 9-byte varints: never negative
+                if shard_id == 0:
+                    if stop > top:
+                        top = stop
+                elif stop > ends.get(shard_id, 0):
+                    ends[shard_id] = stop
+                entry = new_object(Entry)  # new_entry(name, dtype, shape, stored, False), inline
+                set_key(entry, name)
+                set_dtype(entry, dtype)
+                set_shape(entry, shape)
+                set_nbytes(entry, stored)
+                set_sliced(entry, False)
+                entries[name] = entry
+                protos[name] = block[start:pos]
+            if pos != limit:
+                return False
+            following = next(blocks, None)
+            if following is None:
+                break
+            block, limit = following, block_limit(following)
+            key, pos = b"", 0
         if top > ends.get(0, 0):
             ends[0] = top
+        self.big_endian = header.endianness == 1
         self.entries, self._protos, self._ends = entries, protos, ends
-        items.clear()
         return True
 
     def _stored_kind(self, name: str, head: bytes) -> tuple[str, tuple[int, ...], int] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from collections.abc import Iterator
 
 import google_crc32c
 
@@ -120,6 +121,30 @@ def read_table(data: bytes, name: str) -> list[tuple[bytes, bytes]]:
         >>> read_table(build_table([]), "empty.index")
         []
     """
+    items: list[tuple[bytes, bytes]] = []
+    try:
+        for block in data_blocks(data, name):
+            items.extend(_block_entries(block, "data"))
+    except ProtoError as exc:
+        raise TableError(f"{name}: malformed block handle or entry ({exc})") from None
+    for (prev, _), (key, _) in itertools.pairwise(items):
+        if key <= prev:
+            raise TableError(f"{name}: keys are not in strictly increasing order")
+    return items
+
+
+def data_blocks(data: bytes, name: str) -> Iterator[bytes]:
+    """The contents of each data block of the table in ``data``, in order, each checked as it is
+    reached (footer, handles, bounds, no overlap, CRC32C, decompressed): the blocks
+    :func:`read_table` reads, for readers that parse the entries themselves (with
+    :func:`block_limit`). Raises :class:`TableError`, or :class:`ProtoError` for a malformed
+    handle (which :func:`read_table` reports as a :class:`TableError`).
+
+    Example::
+
+        >>> len(list(data_blocks(build_table([(b"a", b"1")]), "x.index")))
+        1
+    """
     if len(data) < FOOTER_SIZE:
         raise TableError(f"{name} is {len(data)} bytes, smaller than a table footer (48 bytes)")
     footer = data[-FOOTER_SIZE:]
@@ -127,27 +152,35 @@ def read_table(data: bytes, name: str) -> list[tuple[bytes, bytes]]:
     if magic != MAGIC:
         raise TableError(f"{name} does not end with the table magic number 0x{MAGIC:x}")
     limit = len(data) - FOOTER_SIZE
-    try:
-        _, _, pos = _handle(footer, 0)
-        index_offset, index_size, _ = _handle(footer, pos)
-        index = _block_entries(_block(data, index_offset, index_size, limit, "index"), "index")
-        items: list[tuple[bytes, bytes]] = []
-        end = 0
-        for _, handle in index:
-            offset, size, _ = _handle(handle, 0)
-            if offset < end:  # TensorFlow writes data blocks one after another
-                raise TableError(
-                    f"{name}: data block at byte {offset} overlaps the block before it "
-                    f"(which ends at byte {end}); the index block is damaged"
-                )
-            end = offset + size + TRAILER_SIZE
-            items.extend(_block_entries(_block(data, offset, size, limit, "data"), "data"))
-    except ProtoError as exc:
-        raise TableError(f"{name}: malformed block handle or entry ({exc})") from None
-    for (prev, _), (key, _) in itertools.pairwise(items):
-        if key <= prev:
-            raise TableError(f"{name}: keys are not in strictly increasing order")
-    return items
+    _, _, pos = _handle(footer, 0)
+    index_offset, index_size, _ = _handle(footer, pos)
+    index = _block_entries(_block(data, index_offset, index_size, limit, "index"), "index")
+    end = 0
+    for _, handle in index:
+        offset, size, _ = _handle(handle, 0)
+        if offset < end:  # TensorFlow writes data blocks one after another
+            raise TableError(
+                f"{name}: data block at byte {offset} overlaps the block before it "
+                f"(which ends at byte {end}); the index block is damaged"
+            )
+        end = offset + size + TRAILER_SIZE
+        yield _block(data, offset, size, limit, "data")
+
+
+def block_limit(block: bytes) -> int:
+    """Where the entries of a block end (its restart array begins), or -1 when the restart
+    count does not fit the block (:func:`read_table` reports that as damage).
+
+    Example::
+
+        >>> block_limit(b"\\x00\\x00\\x00\\x00\\x01\\x00\\x00\\x00")
+        0
+    """
+    if len(block) < 4:
+        return -1
+    (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+    limit = len(block) - 4 - 4 * num_restarts
+    return -1 if num_restarts == 0 else limit
 
 
 class _BlockBuilder:
