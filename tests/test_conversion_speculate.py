@@ -270,9 +270,12 @@ def test_only_a_plain_single_local_checkpoint_is_speculated(tmp_path: Path) -> N
 def test_the_cli_starts_copying_before_importing_the_conversion() -> None:
     code = (
         "import sys\n"
-        "from ckptbridge.cli import _commands\n"
-        "module = _commands._load_speculate()\n"
-        "assert 'ckptbridge.conversion' not in sys.modules\n"
+        "from ckptbridge.cli import _main\n"
+        "from ckptbridge.conversion import _speculate as module\n"
+        "loaded = {m for m in sys.modules if m.startswith('ckptbridge.')}\n"
+        "assert loaded <= {'ckptbridge._errors', 'ckptbridge._optional', 'ckptbridge._text',\n"
+        "    'ckptbridge.cli', 'ckptbridge.cli._commands', 'ckptbridge.cli._main',\n"
+        "    'ckptbridge.conversion', 'ckptbridge.conversion._speculate'}, sorted(loaded)\n"
         "from ckptbridge.conversion import _link, _stage\n"
         "assert _link._speculate is module and _stage.STAGE_PREFIX == module.STAGE_PREFIX\n"
     )

@@ -13,12 +13,10 @@ notices do not reach the terminal; a Keras 3 model on JAX, PyTorch or NumPy neve
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ckptbridge._errors import ConversionError, RulesError
@@ -197,7 +195,9 @@ def run_convert(args: argparse.Namespace) -> int:
     beam_options = list(getattr(args, "beam_options", None) or [])
     speculation = None
     if args.runner == "local" and not beam_options and not args.link and args.to in BUNDLES:
-        speculation = _load_speculate().begin(
+        from ckptbridge.conversion import _speculate  # the package imports nothing until asked
+
+        speculation = _speculate.begin(
             list(args.src), args.out, args.target, rules=args.rules, overwrite=args.overwrite
         )
     try:
@@ -233,24 +233,6 @@ def _run_convert(args: argparse.Namespace, beam_options: list[str]) -> int:
     )  # fmt: skip
     _print_report(report, args.json)
     return 0 if report.ok else 1
-
-
-def _load_speculate() -> ModuleType:
-    """``ckptbridge.conversion._speculate``, loaded without ``ckptbridge.conversion`` (its package
-    imports the whole conversion, ~60 ms that the speculative copy is meant to overlap)."""
-    name = "ckptbridge.conversion._speculate"
-    path = Path(__file__).resolve().parents[1] / "conversion" / "_speculate.py"
-    if name in sys.modules or "ckptbridge.conversion" in sys.modules or not path.is_file():
-        return importlib.import_module(name)
-    from importlib.util import module_from_spec, spec_from_file_location
-
-    spec = spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        return importlib.import_module(name)
-    module = module_from_spec(spec)
-    sys.modules[name] = module  # the package finds it there once imported
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run_convert_beam(args: argparse.Namespace, beam_options: list[str]) -> int:

@@ -21,7 +21,6 @@ from ckptbridge import __version__
 from ckptbridge._errors import CkptBridgeError
 from ckptbridge._text import DEFAULT_MAX_ELEMENTS  # not from tools: convert needs no tools
 from ckptbridge.cli import _commands as _cmd
-from ckptbridge.format._gc import collector_paused
 
 if TYPE_CHECKING:
     from ckptbridge.tools import CheckpointInfo
@@ -65,6 +64,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         else:
             print("\n\n".join(str(t) for t in tensors))
         return EXIT_OK
+    from ckptbridge.format._gc import collector_paused
     from ckptbridge.tools import inspect
 
     with collector_paused():  # a listing makes no cycles: the collector would only rescan it

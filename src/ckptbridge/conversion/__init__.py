@@ -14,9 +14,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ckptbridge._optional import lazy_exports
-from ckptbridge.conversion._api import convert
-from ckptbridge.conversion._report import ConversionReport, ItemReport
-from ckptbridge.conversion._run import list_sources, plan_conversion, run_conversion
 
 __all__ = [
     "ConversionReport",
@@ -29,9 +26,24 @@ __all__ = [
 ]
 
 
-# save_tf1_checkpoint imports the live side: only when used.
-__getattr__ = lazy_exports(__name__, {"save_tf1_checkpoint": "_export"})
+# Every name is imported on first use: the CLI's ``convert`` loads ``_speculate`` first (and starts
+# its copies) without the ~60 ms of the conversion's imports; save_tf1_checkpoint needs the live side.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ConversionReport": "_report",
+        "ItemReport": "_report",
+        "convert": "_api",
+        "list_sources": "_run",
+        "plan_conversion": "_run",
+        "run_conversion": "_run",
+        "save_tf1_checkpoint": "_export",
+    },
+)
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ckptbridge.conversion._api import convert
     from ckptbridge.conversion._export import save_tf1_checkpoint
+    from ckptbridge.conversion._report import ConversionReport, ItemReport
+    from ckptbridge.conversion._run import list_sources, plan_conversion, run_conversion
