@@ -235,6 +235,11 @@ def _graph(draw: st.DrawFn) -> bytes:
     return data
 
 
+def _var_node(fields: bytes, after: bytes = b"") -> bytes:
+    """A node with one attribute named VARIABLE_VALUE (then ``fields``), then ``after``."""
+    return field_bytes(1, field_bytes(2, b"\n\x0eVARIABLE_VALUE" + fields) + after)
+
+
 def _outcome(decode: object, data: bytes) -> object:
     try:
         return decode(data).nodes  # type: ignore[operator]
@@ -247,6 +252,16 @@ def _outcome(decode: object, data: bytes) -> object:
 @example(field_bytes(1, field_bytes(17, b"\n\x00")))  # a two-byte tag is not a one-byte one
 @example(field_bytes(1, field_bytes(2, b"\n\x0eVARIABLE_VALUE")[:-1]))  # the name overruns
 @example(field_bytes(1, field_bytes(1, b"\x08\xff\xff\xff\xff\x0f")))  # node id -1
+@example(_var_node(b"\x12\x01f\x1a\x01k") + _var_node(b"\x12\x01f\x1a\x01k", b"*\x02\x08\x01"))
+@example(_var_node(b"\x12\x01f\x1a\x01k", b"*\x02\x08\x00"))  # has_checkpoint_values false
+@example(_var_node(b"\x12\x01f\x1a\x01k", b"*\x02\x08\x01*\x02\x08\x01"))  # twice
+@example(_var_node(b"\x12\x01f\x1a\x01k", b"\x08\x01"))  # a number after the attribute
+@example(_var_node(b"\x1a\x01k\x12\x01f") + _var_node(b"\x1a\x01k"))  # key first; no full name
+@example(_var_node(b"\x12\x01f\x1a\x01k\x12\x01g"))  # the full name twice: the last wins
+@example(_var_node(b"\x12\x01f\x1a\x05k"))  # the key overruns its attribute
+@example(_var_node(b"\x12\x01f\x12\x01g") + _var_node(b"\x12\x01f\x22\x01k"))  # no key
+@example(_var_node(b"\x22\x01f\x1a\x01k"))  # an unknown field where the full name goes
+@example(_var_node(b"\x12\x01\xff\x1a\x02k\xc3"))  # not UTF-8: replaced as the exact path does
 def test_fast_decoder_equals_the_exact_decoder(data: bytes) -> None:
     """Any bytes: the same nodes, or the same error, through the fast path and the exact path."""
     assert _outcome(ObjectGraph.decode, data) == _outcome(ObjectGraph.decode_exact, data)

@@ -124,7 +124,9 @@ def _decode_fast(data: bytes) -> list[ObjNode] | None:
     append = nodes.append
     pos, end = 0, len(data)
     try:
-        while pos < end:
+        while True:  # not `while pos < end`: CPython 3.11 would not specialize this one call
+            if pos >= end:
+                break
             if data[pos] != 0x0A:  # another top-level field (skipped as unknown by the decoder)
                 return None
             size = data[pos + 1]
@@ -135,7 +137,11 @@ def _decode_fast(data: bytes) -> list[ObjNode] | None:
             if stop > end:
                 return None
             try:
-                node = _fast_node(data, pos, stop)
+                node = None
+                if data[pos] == 0x12 and data.startswith(_VARIABLE_VALUE, pos + 2):
+                    node = _variable_node(data, pos, stop)  # most nodes: one call, few steps
+                if node is None:
+                    node = _fast_node(data, pos, stop)
             except (IndexError, ProtoError):
                 node = None
             append(_decode_node(data[pos:stop]) if node is None else node)
@@ -157,7 +163,9 @@ def _fast_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
     attributes: list[tuple[str, str, str]] = []
     slots: list[tuple[int, str, int]] = []
     extra = b""
-    while pos < end:
+    while True:  # specialized within a call (a graph's first nodes can hold 10,000s of fields)
+        if pos >= end:
+            break
         tag = buf[pos]
         size = buf[pos + 1]
         pos += 2
@@ -235,6 +243,35 @@ def _fast_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
     return ObjNode(children, attributes, slots, extra)
 
 
+def _variable_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
+    """The node in ``buf[pos:end]`` when it is a variable's as TensorFlow writes it: one
+    attribute (``VARIABLE_VALUE``, full name, checkpoint key; one-byte lengths), then nothing or
+    ``has_checkpoint_values`` true; else None (:func:`_fast_node` takes it). The same
+    :class:`ObjNode` as :func:`_fast_node` gives, in a third of the steps."""
+    stop = pos + 2 + buf[pos + 1]
+    at = pos + 2 + len(_VARIABLE_VALUE)
+    size = buf[at + 1]
+    if buf[pos + 1] >= 0x80 or buf[at] != 0x12 or size >= 0x80:
+        return None
+    at += 2 + size
+    full_name = buf[at - size : at].decode("utf-8", "replace")
+    size = buf[at + 1]
+    if buf[at] != 0x1A or size >= 0x80:
+        return None
+    at += 2 + size
+    if at != stop:
+        return None
+    key = buf[at - size : at].decode("utf-8", "replace")
+    if stop == end:
+        extra = b""
+    elif stop + 4 == end and buf.startswith(_HAS_VALUES, stop):
+        extra = _HAS_VALUES
+    else:
+        return None
+    return ObjNode([], [(VARIABLE_VALUE, full_name, key)], [], extra)
+
+
+_HAS_VALUES = b"*\x02\x08\x01"  # has_checkpoint_values {value: true}, kept verbatim in extra
 _NODE_TAGS = frozenset((0x0A, 0x12, 0x1A))
 _VARIABLE_VALUE = b"\n\x0e" + VARIABLE_VALUE.encode()
 
@@ -306,11 +343,11 @@ class ObjectGraph:
         """
         with collector_paused():
             nodes = _decode_fast(data)
-        if nodes is None:
-            return cls.decode_exact(data)
-        if not nodes:
-            raise ProtoError("the object graph has no nodes")
-        return cls(nodes)
+            if nodes is None:
+                return cls.decode_exact(data)
+            if not nodes:
+                raise ProtoError("the object graph has no nodes")
+            return cls(nodes)
 
     @classmethod
     def decode_exact(cls, data: bytes) -> ObjectGraph:
