@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from ckptbridge._errors import CorruptCheckpointError
 from ckptbridge.format._gc import collector_paused
@@ -59,7 +59,7 @@ def variable_key(path: str, attribute: str = VARIABLE_VALUE) -> str:
     return "/".join([*parts, ".ATTRIBUTES", attribute])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjVariable:
     """A variable of the object graph: its checkpoint key and every path that reaches it."""
 
@@ -70,6 +70,10 @@ class ObjVariable:
     slot_name: str | None = None
     optimizer_path: str | None = None
     full_name: str = ""  # the variable's own name when it was saved (SerializedTensor.full_name)
+
+
+_VARIABLE_SETTERS = tuple(ObjVariable.__dict__[f.name].__set__ for f in fields(ObjVariable))
+_new_object = object.__new__
 
 
 @dataclass
@@ -420,22 +424,29 @@ class ObjectGraph:
                 slots[slot_node] = (original, slot_name, node_id)
         out: list[ObjVariable] = []
         append = out.append
+        # ObjVariable(key, paths, node_id, slot_of, slot_name, optimizer_path, full_name), its
+        # slots filled directly: the frozen dataclass's __init__ takes a call per field
+        set_key, set_paths, set_node, set_of, set_slot, set_optimizer, set_name = _VARIABLE_SETTERS
         for node_id, node in enumerate(self.nodes):
             for name, full_name, key in node.attributes:
                 if name != VARIABLE_VALUE or not key:
                     continue
+                var = _new_object(ObjVariable)
+                set_key(var, key)
+                set_paths(var, tuple(paths[node_id]))
+                set_node(var, node_id)
+                set_name(var, full_name)
                 slot = slots.get(node_id)
                 if slot is None:
-                    var = ObjVariable(
-                        key, tuple(paths[node_id]), node_id, None, None, None, full_name
-                    )
+                    set_of(var, None)
+                    set_slot(var, None)
+                    set_optimizer(var, None)
                 else:
                     original, slot_name, opt_id = slot
                     opt_paths = paths[opt_id]
-                    var = ObjVariable(
-                        key, tuple(paths[node_id]), node_id, keys.get(original), slot_name,
-                        opt_paths[0] if opt_paths else None, full_name,
-                    )  # fmt: skip
+                    set_of(var, keys.get(original))
+                    set_slot(var, slot_name)
+                    set_optimizer(var, opt_paths[0] if opt_paths else None)
                 append(var)
         return out
 
