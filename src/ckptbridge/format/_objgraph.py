@@ -244,7 +244,12 @@ def _fast_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
             return None
     if pos != end:
         return None
-    return ObjNode(children, attributes, slots, extra)
+    node = _new_object(ObjNode)  # ObjNode(children, attributes, slots, extra), without the
+    node.children = children  # generated __init__'s call through type_call
+    node.attributes = attributes
+    node.slot_variables = slots
+    node.extra = extra
+    return node
 
 
 def _variable_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
@@ -272,7 +277,12 @@ def _variable_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
         extra = _HAS_VALUES
     else:
         return None
-    return ObjNode([], [(VARIABLE_VALUE, full_name, key)], [], extra)
+    node = _new_object(ObjNode)  # as in _fast_node
+    node.children = []
+    node.attributes = [(VARIABLE_VALUE, full_name, key)]
+    node.slot_variables = []
+    node.extra = extra
+    return node
 
 
 _HAS_VALUES = b"*\x02\x08\x01"  # has_checkpoint_values {value: true}, kept verbatim in extra
