@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from ckptbridge.format import (
     CheckpointKind,
     ObjectGraph,
     ObjNode,
-    ObjVariable,
     open_checkpoint,
     variable_key,
 )
@@ -82,18 +80,6 @@ def test_slot_variables_are_linked_to_variable_and_optimizer(slot_checkpoint: st
     assert sorted(slots) == ["m", "v"]
     assert slots["m"].optimizer_path == "opt"
     assert slots["m"].key == "net/kernel/.OPTIMIZER_SLOT/opt/m/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def test_variables_are_whole_objvariables(slot_checkpoint: str) -> None:
-    """variables() fills ObjVariable's slots directly: every field set, equal to the dataclass
-    built from them, with and without slots."""
-    with open_checkpoint(slot_checkpoint) as ckpt:
-        assert ckpt.object_graph is not None
-        found = ckpt.object_graph.variables()
-    assert any(v.slot_of for v in found) and any(v.slot_of is None for v in found)
-    for var in found:
-        values = [getattr(var, f.name) for f in dataclasses.fields(ObjVariable)]
-        assert ObjVariable(*values) == var and hash(ObjVariable(*values)) == hash(var)
 
 
 def test_from_variables_is_restorable_by_tensorflow(tmp_path: Path) -> None:

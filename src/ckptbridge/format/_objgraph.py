@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 from ckptbridge._errors import CorruptCheckpointError
 from ckptbridge.format._gc import collector_paused
@@ -59,7 +59,7 @@ def variable_key(path: str, attribute: str = VARIABLE_VALUE) -> str:
     return "/".join([*parts, ".ATTRIBUTES", attribute])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ObjVariable:
     """A variable of the object graph: its checkpoint key and every path that reaches it."""
 
@@ -70,10 +70,6 @@ class ObjVariable:
     slot_name: str | None = None
     optimizer_path: str | None = None
     full_name: str = ""  # the variable's own name when it was saved (SerializedTensor.full_name)
-
-
-_VARIABLE_SETTERS = tuple(ObjVariable.__dict__[f.name].__set__ for f in fields(ObjVariable))
-_new_object = object.__new__
 
 
 @dataclass
@@ -244,12 +240,7 @@ def _fast_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
             return None
     if pos != end:
         return None
-    node = _new_object(ObjNode)  # ObjNode(children, attributes, slots, extra), without the
-    node.children = children  # generated __init__'s call through type_call
-    node.attributes = attributes
-    node.slot_variables = slots
-    node.extra = extra
-    return node
+    return ObjNode(children, attributes, slots, extra)
 
 
 def _variable_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
@@ -277,12 +268,7 @@ def _variable_node(buf: bytes, pos: int, end: int) -> ObjNode | None:
         extra = _HAS_VALUES
     else:
         return None
-    node = _new_object(ObjNode)  # as in _fast_node
-    node.children = []
-    node.attributes = [(VARIABLE_VALUE, full_name, key)]
-    node.slot_variables = []
-    node.extra = extra
-    return node
+    return ObjNode([], [(VARIABLE_VALUE, full_name, key)], [], extra)
 
 
 _HAS_VALUES = b"*\x02\x08\x01"  # has_checkpoint_values {value: true}, kept verbatim in extra
@@ -434,29 +420,22 @@ class ObjectGraph:
                 slots[slot_node] = (original, slot_name, node_id)
         out: list[ObjVariable] = []
         append = out.append
-        # ObjVariable(key, paths, node_id, slot_of, slot_name, optimizer_path, full_name), its
-        # slots filled directly: the frozen dataclass's __init__ takes a call per field
-        set_key, set_paths, set_node, set_of, set_slot, set_optimizer, set_name = _VARIABLE_SETTERS
         for node_id, node in enumerate(self.nodes):
             for name, full_name, key in node.attributes:
                 if name != VARIABLE_VALUE or not key:
                     continue
-                var = _new_object(ObjVariable)
-                set_key(var, key)
-                set_paths(var, tuple(paths[node_id]))
-                set_node(var, node_id)
-                set_name(var, full_name)
                 slot = slots.get(node_id)
                 if slot is None:
-                    set_of(var, None)
-                    set_slot(var, None)
-                    set_optimizer(var, None)
+                    var = ObjVariable(
+                        key, tuple(paths[node_id]), node_id, None, None, None, full_name
+                    )
                 else:
                     original, slot_name, opt_id = slot
                     opt_paths = paths[opt_id]
-                    set_of(var, keys.get(original))
-                    set_slot(var, slot_name)
-                    set_optimizer(var, opt_paths[0] if opt_paths else None)
+                    var = ObjVariable(
+                        key, tuple(paths[node_id]), node_id, keys.get(original), slot_name,
+                        opt_paths[0] if opt_paths else None, full_name,
+                    )  # fmt: skip
                 append(var)
         return out
 
