@@ -255,3 +255,49 @@ def test_plan_needs_no_tensorflow_and_names_each_source(corpus: Path) -> None:
         "sequential/dense_1/kernel": ("Variable_1",),
         "sequential/dense_1/bias": ("Variable_3",),
     }
+
+
+# -- Keras 3 on NumPy: values written into the variables' own arrays ------------------------------
+
+on_numpy = pytest.mark.skipif(keras.backend.backend() != "numpy", reason="Keras 3 on NumPy only")
+
+
+@on_numpy
+def test_numpy_restore_writes_into_each_variables_own_array(tmp_path: Path) -> None:
+    values = _residual_checkpoint(tmp_path)
+    model = _residual_functional()
+    arrays = [id(v._value) for v in model.weights]  # ids only: holding them would be a reference
+    assert ckptbridge.restore(model, tmp_path / "model.ckpt").complete
+    assert [id(v._value) for v in model.weights] == arrays  # no fresh allocation per variable
+    x = _x(5, 4)
+    np.testing.assert_allclose(_np(model(x)), _residual_numpy(values, x), **TOL)
+    assert ckptbridge.restore(model, tmp_path / "model.ckpt").complete  # again: still equal
+    np.testing.assert_allclose(_np(model(x)), _residual_numpy(values, x), **TOL)
+
+
+@on_numpy
+def test_numpy_restore_leaves_an_array_held_elsewhere_as_it_was(tmp_path: Path) -> None:
+    values = _residual_checkpoint(tmp_path)
+    model = _residual_functional()
+    kernel = model.layers[1].kernel
+    held = kernel.value  # a caller's reference: assign gives the variable a new array instead
+    before = held.copy()
+    assert ckptbridge.restore(model, tmp_path / "model.ckpt").complete
+    np.testing.assert_array_equal(held, before)
+    np.testing.assert_array_equal(_np(kernel), values["Variable"])
+    x = _x(5, 4)
+    np.testing.assert_allclose(_np(model(x)), _residual_numpy(values, x), **TOL)
+
+
+@on_numpy
+def test_numpy_restore_inside_a_stateless_scope_only_records_the_updates(tmp_path: Path) -> None:
+    from keras.src.backend.common.stateless_scope import StatelessScope
+
+    values = _residual_checkpoint(tmp_path)
+    model = _residual_functional()
+    kernel = model.layers[1].kernel
+    before = _np(kernel).copy()
+    with StatelessScope() as scope:
+        assert ckptbridge.restore(model, tmp_path / "model.ckpt").complete
+        np.testing.assert_array_equal(_np(scope.get_current_value(kernel)), values["Variable"])
+    np.testing.assert_array_equal(vars(kernel)["_value"], before)  # as assign leaves it
