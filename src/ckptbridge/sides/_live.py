@@ -17,6 +17,7 @@ tf-keras models and ``tf.Module`` need TensorFlow (:func:`ckptbridge._optional.i
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -297,6 +298,7 @@ def _copy_into_own_array(variable: Any, value: Any) -> bool:
     return True
 
 
+@functools.cache  # the same for every variable: measured once per interpreter
 def _held_by_one_dict() -> int:
     """What ``sys.getrefcount`` says, in :func:`_copy_into_own_array`'s position, of an array that
     one attribute dictionary and one local variable hold (interpreters count these differently)."""
