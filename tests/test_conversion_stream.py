@@ -1,4 +1,4 @@
-"""conversion._stream: element-wise transforms streamed chunk by chunk from memory-mapped windows."""
+"""conversion._stream: element-wise transforms streamed chunk by chunk."""
 
 from __future__ import annotations
 
@@ -46,15 +46,14 @@ def _stream_all(prefix: Path, steps: tuple, out_dtype: str, cut: int = 0) -> byt
 
 
 @pytest.mark.parametrize("steps", STEPS)
-def test_chunks_equal_apply_steps_across_windows(
+def test_chunks_equal_apply_steps_in_chunks_of_any_size(
     tmp_path: Path,
     steps: tuple,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[type-arg]
 ) -> None:
     value = np.random.default_rng(3).normal(size=(333, 77)).astype(np.float32) * 100
     prefix = _source(tmp_path, value)
-    monkeypatch.setattr(_stream, "CHUNK", 4100)  # chunks that are not a page multiple ...
-    monkeypatch.setattr(_stream, "WINDOW", 3 * 4096 + 100)  # ... in windows of a few chunks
+    monkeypatch.setattr(_stream, "CHUNK", 4100)  # chunks that are not a page multiple
     want = apply_steps([value], [s for s in steps if not isinstance(s, Reshape)])
     assert _stream_all(prefix, steps, want.dtype.name) == want.tobytes()
 
@@ -72,7 +71,6 @@ def _pipelined(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_stream, "PIPELINE_MIN", 0)
     monkeypatch.setattr(_stream, "RING", 2)
     monkeypatch.setattr(_stream, "CHUNK", 4100)
-    monkeypatch.setattr(_stream, "WINDOW", 3 * 4096 + 100)
 
 
 def _small_chunks(monkeypatch: pytest.MonkeyPatch, pipelined: bool) -> None:
