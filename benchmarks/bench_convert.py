@@ -136,14 +136,17 @@ def big(reps: int) -> None:
                 shutil.rmtree(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    t_cp = statistics.median(t for t, _ in cp)
-    t_conv = statistics.median(t for t, _ in conv)
-    t_tr = statistics.median(t for t, _ in tr)
-    print(f"2 GB: convert {t_conv:.2f}s vs cp -r {t_cp:.2f}s = {t_conv / t_cp:.2f}x (target <= 1.1x); "
-          f"peak RSS {max(m for _, m in conv)} MB (<= 300)")  # fmt: skip
+    # Medians, and the best run of each (timeit's advice: slower runs are interference; on this VM
+    # a 2 GB write of fresh page cache swings 0.4-4 s whichever program makes it, see README).
+    t_cp, t_conv, t_tr = (statistics.median(t for t, _ in r) for r in (cp, conv, tr))
+    b_cp, b_conv, b_tr = (min(t for t, _ in r) for r in (cp, conv, tr))
+    print(f"2 GB: convert {t_conv:.2f}s vs cp -r {t_cp:.2f}s = {t_conv / t_cp:.2f}x (target <= 1.1x; "
+          f"best runs {b_conv:.2f}s vs {b_cp:.2f}s = {b_conv / b_cp:.2f}x); peak RSS "
+          f"{max(m for _, m in conv)} MB (<= 300); all seconds: cp {[round(t, 2) for t, _ in cp]}, "
+          f"convert {[round(t, 2) for t, _ in conv]}")  # fmt: skip
     print(f"2 GB transformed (add 0.0, whole process): {t_tr:.2f}s = {t_cp / t_tr:.0%} of cp -r's "
-          f"throughput (>= 50%); peak RSS {max(m for _, m in tr)} MB (<= 300); all seconds: cp "
-          f"{[round(t, 2) for t, _ in cp]}, transform {[round(t, 2) for t, _ in tr]}")  # fmt: skip
+          f"throughput (>= 50%; best runs {b_cp / b_tr:.0%}); peak RSS {max(m for _, m in tr)} MB "
+          f"(<= 300); all seconds: transform {[round(t, 2) for t, _ in tr]}")  # fmt: skip
 
 
 def main() -> int:
