@@ -133,8 +133,8 @@ def _reuse_shards(
     """Hard-link (``link``) or copy each source shard to its ``dest``; return the copied ones.
 
     Copies run inside the kernel (``copy_file_range``) while other threads check the CRC32C of
-    every entry they hold, read in place from the source's page cache: one pass over the bytes
-    per purpose, overlapped, shards in parallel. A damaged or truncated source fails the item.
+    every entry they hold, read from the source in 1 MiB pieces: one pass over the bytes per
+    purpose, overlapped, shards in parallel. A damaged or truncated source fails the item.
     """
     todo = [(path, entries, dest) for (path, entries), dest in zip(shards, dests, strict=True)]
     if link:
