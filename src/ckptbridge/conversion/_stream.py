@@ -10,11 +10,12 @@ second thread while the writer writes the chunks before (numpy, ``read`` and the
 :func:`crc32c_extender`: ``google_crc32c.extend`` holds the GIL for anything but ``bytes``, which
 kept the writer thread waiting for it while the producer checksummed the source.
 
-Each chunk is read (one ``read``) into a small buffer of its ring slot and added to in place: on the
-2 GB benchmark shard (``add 0.0``, in process, alternated in one run) 0.78 s median and 1.26 s of
-CPU against 1.33 s and 1.91 s reading through memory maps into separate output buffers (their
-page faults also slowed the writer). The buffers of a finished stream are kept for the next one (``_SPARE``): a new process
-otherwise faults in fresh pages for every tensor's buffers (glibc maps and unmaps blocks this big).
+Each chunk is read (one ``read``) into a small buffer of its ring slot and added to in place: on
+the 2 GB benchmark shard (``add 0.0``, in process, alternated in one run) 0.78 s median and 1.26 s
+of CPU against 1.33 s and 1.91 s reading through memory maps into separate output buffers (their
+page faults also slowed the writer). The buffers of a finished stream are kept for the next one
+(``_SPARE``): a new process otherwise faults in fresh pages for every tensor's buffers (glibc maps
+and unmaps blocks this big).
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ class _Failed:
 _DONE = object()
 
 
-Buffers = dict[tuple[int, str], "np.ndarray"]  # (ring slot, "source" or a dtype's str)
+Buffers = dict[tuple[int, Any], "np.ndarray"]  # (ring slot, "source" or a numpy dtype)
 _SPARE: list[Buffers] = []  # the buffers of closed streams, taken by the next ones
 SPARE_MAX = 2  # buffer sets kept (a few MiB each): one per stream running at the same time
 
@@ -323,7 +324,7 @@ class _Kernel:
             if op == "add":  # what apply_steps's ``out[...] += value`` computes, in place
                 np.add(x, value, out=x)  # x: this slot's source buffer, or one of its casts
             else:  # what ``astype`` computes (unsafe casting), into this slot's dtype buffer
-                dst = self._buffer(slot, dtype.str, x.size, dtype)
+                dst = self._buffer(slot, dtype, x.size, dtype)
                 np.copyto(dst, x, casting="unsafe")
                 x = dst
         return x
@@ -334,7 +335,7 @@ class _Kernel:
 
         return self._buffer(slot, "source", nbytes, np.dtype(np.uint8))
 
-    def _buffer(self, slot: int, kind: str, n: int, dtype: np.dtype[Any]) -> np.ndarray:
+    def _buffer(self, slot: int, kind: Any, n: int, dtype: np.dtype[Any]) -> np.ndarray:
         import numpy as np
 
         if self.buffers is None:
